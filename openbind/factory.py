@@ -1,0 +1,127 @@
+"""`create_model`: presets, pretrained weights (local or downloaded), subsets of modalities, precision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from openbind.config import ModelConfig
+from openbind.errors import CheckpointError
+from openbind.model.imagebind import ImageBind
+from openbind.weights.checkpoint import CONFIG_NAME, checkpoint_files, read_state_dict
+from openbind.weights.hub import resolve_checkpoint
+from openbind.weights.official import (
+    IMAGEBIND_HUGE_KWARGS,
+    config_from_official_kwargs,
+    convert_official_state_dict,
+    is_official_state_dict,
+    load_state_dict_strict,
+)
+
+_TINY = dict(
+    out_embed_dim=64, vision_embed_dim=96, vision_num_blocks=2, vision_num_heads=4,
+    text_embed_dim=64, text_num_blocks=2, text_num_heads=4, audio_embed_dim=64, audio_num_blocks=2,
+    audio_num_heads=4, depth_embed_dim=48, depth_num_blocks=2, depth_num_heads=4, thermal_embed_dim=64,
+    thermal_num_blocks=2, thermal_num_heads=4, imu_embed_dim=64, imu_num_blocks=2, imu_num_heads=4,
+)  # fmt: skip
+_SMALL = dict(
+    out_embed_dim=256, vision_embed_dim=384, vision_num_blocks=6, vision_num_heads=6,
+    text_embed_dim=256, text_num_blocks=4, text_num_heads=4, audio_embed_dim=256, audio_num_blocks=4,
+    audio_num_heads=4, depth_embed_dim=192, depth_num_blocks=4, depth_num_heads=4, thermal_embed_dim=192,
+    thermal_num_blocks=4, thermal_num_heads=4, imu_embed_dim=192, imu_num_blocks=4, imu_num_heads=4,
+)  # fmt: skip
+
+# name -> official constructor kwargs. `imagebind_huge` is the released model; the others run on a laptop CPU.
+PRESETS: dict[str, dict] = {
+    "imagebind_huge": IMAGEBIND_HUGE_KWARGS,
+    "imagebind_small": _SMALL,  # ~45 M parameters: CPU training and demos
+    "imagebind_tiny": _TINY,  # ~8 M parameters (most in the text vocabulary): tests in seconds
+}
+
+PRECISIONS = ("fp32", "bf16", "fp16", "amp_bf16", "amp_fp16")
+
+
+def list_models() -> list[str]:
+    return sorted(PRESETS)
+
+
+def get_model_config(name: str) -> ModelConfig:
+    """The config of a preset name, or of a checkpoint directory holding `config.json`."""
+    if name in PRESETS:
+        return config_from_official_kwargs(**PRESETS[name])
+    path = Path(name)
+    if (path / CONFIG_NAME).is_file():
+        return ModelConfig.from_json(path / CONFIG_NAME)
+    raise ValueError(f"unknown model {name!r}: use one of {list_models()} or a checkpoint directory with {CONFIG_NAME}")
+
+
+def create_model(
+    name: str | ModelConfig,
+    pretrained: str | Path | None = None,
+    modalities: Sequence[str] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    compile: bool = False,
+    sha256: str | None = None,
+    progress: bool = True,
+) -> ImageBind:
+    """Build a model in eval mode.
+
+    name: a preset (`list_models()`), a `ModelConfig`, or a checkpoint directory (its weights are then loaded
+    unless `pretrained` says otherwise). pretrained: a local `.pth`/`.safetensors` file or checkpoint
+    directory, a URL, or a known name ("imagebind_huge"), downloaded to the cache with resume. modalities:
+    build and load only these (e.g. ["text", "audio"]); the other towers are never allocated nor read.
+    precision: "fp32", "bf16"/"fp16" (weights cast), "amp_bf16"/"amp_fp16" (fp32 weights, autocast in `embed`).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if isinstance(name, ModelConfig):
+        config = name
+    else:
+        config = get_model_config(name)
+        if pretrained is None and name not in PRESETS:
+            pretrained = name
+    config = config.subset(list(modalities) if modalities is not None else None)
+    with torch.device("meta"):
+        model = ImageBind(config)  # no memory, no random init: tensors come from the checkpoint or init below
+    if pretrained is None:
+        model.to_empty(device=device)
+        model.init_weights()
+    else:
+        path = resolve_checkpoint(pretrained, sha256=sha256, progress=progress)
+        load_weights(model, path)
+        model.to(device)
+    if precision in ("bf16", "fp16"):
+        model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
+    elif precision.startswith("amp_"):
+        model.autocast_dtype = torch.bfloat16 if precision == "amp_bf16" else torch.float16
+    model.eval()
+    if compile:
+        for encoder in model.encoders.values():
+            encoder.compile()
+    return model
+
+
+def load_weights(model: ImageBind, path: str | Path) -> None:
+    """Load a checkpoint (official `.pth`, openbind safetensors or checkpoint directory) strictly into `model`."""
+    path = Path(path)
+    wanted = set(model.modalities)
+
+    def keep(key: str) -> bool:
+        parts = key.split(".")
+        return len(parts) > 2 and parts[1] in wanted
+
+    files = checkpoint_files(path, wanted) if path.is_dir() else [path]
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(read_state_dict(file, keep))
+    if not state:
+        raise CheckpointError(f"{path} holds no weights for {sorted(wanted)}")
+    if is_official_state_dict(state):
+        state, problems = convert_official_state_dict(state, model.config)
+    else:
+        problems = []
+    load_state_dict_strict(model, state, problems)

@@ -1,0 +1,76 @@
+"""Batch helpers shared by every modality transform: keep the good items, report the bad ones."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from openbind.errors import OpenBindInputError
+
+logger = logging.getLogger("openbind")
+
+OnError = Literal["raise", "skip"]
+
+
+@dataclass
+class ItemFailure:
+    """One input that could not be used, with its position in the batch and the error that explains why."""
+
+    index: int
+    item: Any
+    error: OpenBindInputError
+
+
+@dataclass
+class BatchResult:
+    """What a batch call with `on_error="skip"` returns: the stacked good items and the list of bad ones.
+
+    `kept[i]` is the index in the input of row i of `tensor`, so results can be matched back to their inputs.
+    """
+
+    tensor: torch.Tensor
+    kept: list[int] = field(default_factory=list)
+    failed: list[ItemFailure] = field(default_factory=list)
+
+
+def as_item_list(items: Any, single_types: tuple[type, ...]) -> list[Any]:
+    """A batch call accepts one item or a sequence of items; a bare item of `single_types` is a batch of one."""
+    if isinstance(items, single_types) or not isinstance(items, Iterable):
+        return [items]
+    return list(items)
+
+
+def map_items(
+    fn: Callable[[Any], torch.Tensor],
+    items: Sequence[Any],
+    on_error: OnError = "raise",
+) -> torch.Tensor | BatchResult:
+    """Apply `fn` to every item and stack the results.
+
+    With `on_error="raise"` the first bad item raises its OpenBindInputError (naming the item and its index);
+    with `on_error="skip"` every good item is kept, each bad one is logged and listed in the result.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    outputs: list[torch.Tensor] = []
+    kept: list[int] = []
+    failed: list[ItemFailure] = []
+    for index, item in enumerate(items):
+        try:
+            outputs.append(fn(item))
+            kept.append(index)
+        except OpenBindInputError as error:
+            if on_error == "raise":
+                raise OpenBindInputError(error.item, f"{error.reason} (batch item {index})") from error
+            logger.warning("skipping batch item %d: %s", index, error)
+            failed.append(ItemFailure(index, item, error))
+    if on_error == "raise":
+        if not outputs:
+            raise OpenBindInputError(items, "empty batch: give at least one item")
+        return torch.stack(outputs)
+    tensor = torch.stack(outputs) if outputs else torch.empty(0)
+    return BatchResult(tensor, kept, failed)

@@ -1,0 +1,96 @@
+"""One modality encoder: stem -> trunk -> head -> L2 normalization (the scale is applied by the caller)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from openbind.config import EncoderConfig
+from openbind.model.stem import ClsPosStem
+from openbind.model.transformer import LAYER_NORM_EPS, Attention, Transformer
+
+
+class Head(nn.Module):
+    """LayerNorm -> (dropout) -> bias-free projection of the pooled token to the joint space."""
+
+    def __init__(self, width: int, embed_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Linear(width, embed_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.dropout(self.norm(x)))
+
+
+class Encoder(nn.Module):
+    """Maps one modality's input tensor to unit-length embeddings; `scale` is its logit scale (or None)."""
+
+    def __init__(self, config: EncoderConfig, embed_dim: int):
+        super().__init__()
+        if config.causal and config.kv_bias:
+            raise ValueError("a causal trunk with extra learned key/value is not supported")
+        self.config = config
+        self.stem = config.build_stem()
+        self.trunk = Transformer(
+            config.width,
+            config.depth,
+            config.heads,
+            mlp_ratio=config.mlp_ratio,
+            kv_bias=config.kv_bias,
+            drop_path=config.drop_path,
+            pre_norm=config.pre_trunk_norm,
+            causal=config.causal,
+        )
+        self.head = Head(config.width, embed_dim, config.head_dropout)
+        if config.scale is None:
+            self.log_scale = None
+        elif config.learnable_scale:
+            self.log_scale = nn.Parameter(torch.empty(()))
+        else:
+            self.register_buffer("log_scale", torch.empty(()))
+
+    @property
+    def scale(self) -> torch.Tensor | None:
+        """The multiplier of the unit embeddings in the reference forward (1/temperature in training)."""
+        if self.log_scale is None:
+            return None
+        scale = self.log_scale.exp()
+        return scale.clamp(max=self.config.max_scale) if self.config.max_scale is not None else scale
+
+    def pool(self, hidden: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.config.pool == "eos":  # the EOT id is the largest in the vocabulary
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), x.argmax(dim=-1)]
+        return hidden[:, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.trunk(self.stem(x))
+        return F.normalize(self.head(self.pool(hidden, x)), dim=-1)
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Random init for training from scratch (ViT/CLIP conventions); pretrained loads never call this."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+            elif isinstance(module, ClsPosStem):
+                nn.init.normal_(module.cls_token, std=0.02)
+                nn.init.normal_(module.pos_embed, std=0.01)
+            elif isinstance(module, Attention) and module.bias_k is not None:
+                nn.init.normal_(module.bias_k, std=0.02)
+                nn.init.normal_(module.bias_v, std=0.02)
+        for name, param in self.stem.named_parameters(recurse=False):  # stems with own positions (text)
+            if name == "pos_embed":
+                nn.init.normal_(param, std=0.01)
+        if self.log_scale is not None:
+            self.log_scale.fill_(math.log(self.config.scale))

@@ -1,0 +1,1 @@
+"""Checkpoints: the official format, safetensors files, downloads."""
