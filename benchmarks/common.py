@@ -1,0 +1,78 @@
+"""Shared benchmark helpers: analytic multiply-adds per modality, timing, tables."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from openbind.config import EncoderConfig
+
+# One model input item per modality at a given batch size (random data of the right shape).
+def example_input(modality: str, config: EncoderConfig, batch: int, device: str = "cpu") -> torch.Tensor:
+    if modality == "vision":
+        return torch.randn(batch, 3, config.image_size, config.image_size, device=device)
+    if modality == "text":
+        tokens = torch.randint(1, 49000, (batch, config.context_length), device=device)
+        tokens[:, -1] = 49407
+        return tokens
+    if modality == "audio":  # one file = 3 clips of 2 s
+        return torch.randn(batch, 3, 1, config.num_mel_bins, config.target_length, device=device)
+    if modality in ("depth", "thermal"):
+        return torch.randn(batch, 1, config.image_size, config.image_size, device=device)
+    if modality == "imu":
+        return torch.randn(batch, config.channels, config.length, device=device)
+    raise KeyError(modality)
+
+
+def clips_per_item(modality: str) -> int:
+    return 3 if modality == "audio" else 1
+
+
+def encoder_macs(modality: str, config: EncoderConfig, embed_dim: int) -> float:
+    """Multiply-adds of one clip through an encoder: stem + trunk (projections, MLP, attention) + head."""
+    n = config.num_tokens()
+    d = config.width
+    keys = n + (1 if config.kv_bias else 0)
+    per_block = n * (4 * d * d + 2 * config.mlp_ratio * d * d) + 2 * n * keys * d
+    if modality == "vision":
+        t, p, q = config.patch_size
+        stem = (n - 1) * d * 3 * p * q * (t if config.frames != t else 1)  # images: time kernel folded
+    elif modality == "audio":
+        stem = (n - 1) * d * config.kernel_size**2
+    elif modality in ("depth", "thermal"):
+        stem = (n - 1) * d * config.kernel_size**2
+    elif modality == "imu":
+        stem = (n - 1) * d * config.channels * config.chunk
+    else:
+        stem = 0
+    return stem + config.depth * per_block + d * embed_dim
+
+
+def time_call(fn: Callable[[], object], sync: Callable[[], None] = lambda: None) -> float:
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-|-".join("-" * w for w in widths))
+    for row in cells:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def gflops(macs: float, seconds: float) -> float:
+    return 2 * macs / seconds / 1e9 if seconds > 0 and math.isfinite(seconds) else float("nan")

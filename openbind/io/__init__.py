@@ -1,0 +1,1 @@
+"""Decoding of user files: no model code."""
