@@ -11,6 +11,9 @@ class OpenBindInputError(ValueError):
         self.reason = reason
         super().__init__(f"{_describe(item)}: {reason}")
 
+    def __reduce__(self):  # survive pickling between DataLoader worker processes
+        return type(self), (self.item, self.reason)
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the model (missing, unexpected or mis-shaped keys,

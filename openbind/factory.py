@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -33,11 +33,39 @@ _SMALL = dict(
     thermal_num_blocks=4, thermal_num_heads=4, imu_embed_dim=192, imu_num_blocks=4, imu_num_heads=4,
 )  # fmt: skip
 
-# name -> official constructor kwargs. `imagebind_huge` is the released model; the others run on a laptop CPU.
-PRESETS: dict[str, dict] = {
-    "imagebind_huge": IMAGEBIND_HUGE_KWARGS,
-    "imagebind_small": _SMALL,  # ~45 M parameters: CPU training and demos
-    "imagebind_tiny": _TINY,  # ~8 M parameters (most in the text vocabulary): tests in seconds
+
+
+def _world_config() -> ModelConfig:
+    """Small towers with coarse patches (about 50 tokens per input) for training on a laptop CPU in minutes.
+
+    Inputs keep the reference sizes (224 images, 128x204 log-mels, 6x2000 IMU), so the standard loaders apply.
+    """
+    from openbind.modalities.audio import AudioConfig
+    from openbind.modalities.depth import DepthConfig
+    from openbind.modalities.imu import ImuConfig
+    from openbind.modalities.text import TextConfig
+    from openbind.modalities.thermal import ThermalConfig
+    from openbind.modalities.vision import VisionConfig
+
+    return ModelConfig(
+        embed_dim=128,
+        encoders={
+            "vision": VisionConfig(width=128, depth=3, heads=4, patch_size=(2, 32, 32)),
+            "text": TextConfig(width=128, depth=2, heads=4),
+            "audio": AudioConfig(width=128, depth=2, heads=4, kernel_size=16, stride=16, drop_path=0.0),
+            "depth": DepthConfig(width=96, depth=2, heads=4, kernel_size=32),
+            "thermal": ThermalConfig(width=96, depth=2, heads=4, kernel_size=32),
+            "imu": ImuConfig(width=128, depth=2, heads=4, chunk=40, drop_path=0.0, head_dropout=0.0),
+        },
+    )
+
+
+# name -> config factory. `imagebind_huge` is the released model; the others run on a laptop CPU.
+PRESETS: dict[str, Callable[[], ModelConfig]] = {
+    "imagebind_huge": lambda: config_from_official_kwargs(**IMAGEBIND_HUGE_KWARGS),
+    "imagebind_small": lambda: config_from_official_kwargs(**_SMALL),  # 36 M parameters (16 M in text): CPU demos
+    "imagebind_tiny": lambda: config_from_official_kwargs(**_TINY),  # 4 M parameters (3 M in the vocabulary): tests in seconds
+    "imagebind_world": _world_config,  # 10 M parameters (6 M in the vocabulary): the quickstart
 }
 
 PRECISIONS = ("fp32", "bf16", "fp16", "amp_bf16", "amp_fp16")
@@ -50,7 +78,7 @@ def list_models() -> list[str]:
 def get_model_config(name: str) -> ModelConfig:
     """The config of a preset name, or of a checkpoint directory holding `config.json`."""
     if name in PRESETS:
-        return config_from_official_kwargs(**PRESETS[name])
+        return PRESETS[name]()
     path = Path(name)
     if (path / CONFIG_NAME).is_file():
         return ModelConfig.from_json(path / CONFIG_NAME)

@@ -85,7 +85,8 @@ def test_convert_command_writes_whole_and_per_modality_files(parity_fixture, tmp
     from openbind import cli, factory
 
     pth = _official_checkpoint(parity_fixture, tmp_path)
-    monkeypatch.setitem(factory.PRESETS, "fixture_tiny", json.loads(parity_fixture["config"]))
+    kwargs = json.loads(parity_fixture["config"])
+    monkeypatch.setitem(factory.PRESETS, "fixture_tiny", lambda: openbind.ModelConfig.from_official_kwargs(**kwargs))
     assert cli.main(["convert", str(pth), "--out", str(tmp_path / "out"), "--preset", "fixture_tiny", "--per-modality"]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == sorted(

@@ -67,6 +67,10 @@ class Encoder(nn.Module):
         return hidden[:, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.pool == "eos" and self.config.causal and x.shape[0] > 0:
+            # Causal attention: the pooled EOT token never sees the padding after it, so the sequence can end
+            # at the batch's last EOT. Same result; captions of ~10 tokens cost ~8x less than 77.
+            x = x[:, : int(x.argmax(dim=-1).max()) + 1]
         hidden = self.trunk(self.stem(x))
         return F.normalize(self.head(self.pool(hidden, x)), dim=-1)
 

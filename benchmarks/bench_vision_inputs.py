@@ -1,0 +1,172 @@
+"""Image and video input pipeline throughput (files/s) -> model input.
+
+Images: 640x480 JPEGs generated into a temporary directory -> (3, 224, 224). Videos: 4 s 320x240 25 fps H.264
+MP4s generated with PyAV -> (15, 3, 2, 224, 224). Rows: how the pipeline is driven (per-file calls in one
+process, a torch DataLoader with 2 worker processes). The "reference-style" rows do what the reference does,
+the way it does it, so the speed-up can be read on a machine where the reference is not installed: images
+through PIL then torchvision-style ToTensor + Normalize (copy, permute, float, subtract, divide); videos by
+decoding and converting to float every frame of each of the 5 clips (decord's `get_batch` on the clip's frame
+range), then subsampling. Each cell is the median of several alternating repeats.
+
+    python benchmarks/bench_vision_inputs.py [--quick] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from common import median, print_table
+from openbind.io.video import open_video
+from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
+from openbind.modalities.vision.transform import ImageTransform
+from openbind.modalities.vision.video import VideoTransform
+
+
+def make_images(directory: Path, count: int, seed: int = 0) -> list[Path]:
+    """Smooth gradients with blobs and noise: JPEG-typical content, 640x480, quality 90."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:480, 0:640].astype(np.float32)
+    paths = []
+    for i in range(count):
+        image = np.stack([x / 640 * 255, y / 480 * 255, (x + y) / 1120 * 255], axis=-1)
+        for _ in range(6):
+            cy, cx, r = rng.uniform(0, 480), rng.uniform(0, 640), rng.uniform(20, 120)
+            image[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 255, size=3)
+        image += rng.normal(0, 8, image.shape)
+        path = directory / f"image_{i:03d}.jpg"
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def make_video(path: Path, seconds: float = 4.0, fps: int = 25, width: int = 320, height: int = 240) -> Path:
+    """Moving shapes over a gradient, H.264 (libx264 defaults)."""
+    y, x = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(int(seconds * fps)):
+            image = np.stack([x * 255 // width, y * 255 // height, np.full_like(x, 128)], axis=-1).astype(np.uint8)
+            cx, cy = (i * 5) % width, height // 2 + int(60 * math.sin(i / 8))
+            image[max(cy - 25, 0) : cy + 25, max(cx - 25, 0) : cx + 25] = (255, 40, 40)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+_MEAN = torch.tensor(CLIP_MEAN).view(3, 1, 1)
+_STD = torch.tensor(CLIP_STD).view(3, 1, 1)
+
+
+def reference_style_image(path: Path) -> torch.Tensor:
+    with open(path, "rb") as file:
+        image = Image.open(file).convert("RGB")
+    crop = ImageTransform()
+    image = image.resize(crop.resized_size(*image.size), Image.BICUBIC)
+    top, left = crop.crop_offsets(*image.size)
+    image = image.crop((left, top, left + 224, top + 224))
+    x = torch.from_numpy(np.array(image, copy=True)).view(224, 224, 3).permute(2, 0, 1).contiguous()
+    return x.float().div(255).sub_(_MEAN).div_(_STD)
+
+
+def reference_style_video(path: Path) -> torch.Tensor:
+    transform = VideoTransform()
+    clips = []
+    with open_video(path) as video:
+        info = video.info
+        for start, end in transform.clip_times(info.duration):
+            first = math.ceil(info.fps * float(start))
+            stop = min(math.ceil(info.fps * float(end)), info.num_frames)
+            frames = torch.from_numpy(video.frames(range(first, stop))).float()  # every frame of the clip
+            kept = torch.linspace(0, stop - first - 1, 2).long()
+            clips.append(transform.resize_normalize(frames[kept].to(torch.uint8).numpy()).transpose(0, 1))
+    return transform.spatial_crops(torch.stack(clips)).flatten(0, 1)
+
+
+class _Files(Dataset):
+    def __init__(self, paths: list[Path], transform: Callable[[Path], torch.Tensor]):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.paths[index])
+
+
+def per_file(paths: list[Path], transform: Callable[[Path], torch.Tensor]) -> Callable[[], object]:
+    return lambda: [transform(path) for path in paths]
+
+
+def through_loader(paths: list[Path], transform: Callable[[Path], torch.Tensor], batch: int) -> Callable[[], object]:
+    loader = DataLoader(_Files(paths, transform), batch_size=batch, num_workers=2, persistent_workers=True)
+    list(loader)  # start the workers once: the timed epochs measure steady-state throughput
+    return lambda: list(loader)
+
+
+def measure(cases: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, float]:
+    """files/s per case: median over `repeats` rounds, the cases alternating within each round."""
+    rates: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (run, count) in cases.items():
+            start = time.perf_counter()
+            run()
+            rates[name].append(count / (time.perf_counter() - start))
+    return {name: median(values) for name, values in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few files and repeats: a smoke run")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    repeats = args.repeats or (2 if args.quick else 5)
+    image_count, video_count = (8, 3) if args.quick else (48, 12)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        images = make_images(directory, image_count)
+        video = make_video(directory / "shapes_4s_320x240_25fps.mp4")
+        videos = [video] * video_count
+        image_transform, video_transform = ImageTransform(), VideoTransform()
+        assert torch.equal(image_transform(images[0]), reference_style_image(images[0]))
+        assert torch.equal(video_transform(video), reference_style_video(video))
+
+        image_rates = measure(
+            {
+                "reference-style, 1 process": (per_file(images, reference_style_image), image_count),
+                "openbind, 1 process": (per_file(images, image_transform), image_count),
+                "openbind, DataLoader 2 workers": (through_loader(images, image_transform, 8), image_count),
+            },
+            repeats,
+        )
+        video_rates = measure(
+            {
+                "reference-style, 1 process": (per_file(videos, reference_style_video), video_count),
+                "openbind, 1 process": (per_file(videos, video_transform), video_count),
+                "openbind, DataLoader 2 workers": (through_loader(videos, video_transform, 2), video_count),
+            },
+            repeats,
+        )
+
+    print(f"torch threads {torch.get_num_threads()}, {repeats} repeats, median files/s")
+    rows = [["images 640x480 JPEG", name, f"{rate:.1f}"] for name, rate in image_rates.items()]
+    rows += [["videos 4 s 320x240 25 fps", name, f"{rate:.2f}"] for name, rate in video_rates.items()]
+    print_table(["input", "pipeline", "files/s"], rows)
+
+
+if __name__ == "__main__":
+    main()

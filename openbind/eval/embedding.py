@@ -1,0 +1,142 @@
+"""Embed many items (a whole evaluation set) in batches, keeping the good ones and reporting the bad ones.
+
+An evaluation set of thousands of files should not die on one corrupt file, and the scores must still be
+matched to the right labels: `embed_items` returns the embeddings of the good items together with their
+positions in the input and the reasons the others were skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from openbind.errors import OpenBindInputError
+from openbind.modalities import get_modality
+from openbind.modalities.batch import BatchResult, ItemFailure, OnError, map_items
+from openbind.model.imagebind import ImageBind
+
+logger = logging.getLogger("openbind")
+
+
+def embed_items(
+    model: ImageBind,
+    modality: str,
+    items: Sequence[Any] | torch.Tensor,
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+    num_workers: int = 0,
+    on_error: OnError = "skip",
+    transform: Callable[[Any], torch.Tensor] | None = None,
+) -> BatchResult | torch.Tensor:
+    """Unit-norm float32 CPU embeddings of `items` (files, strings, arrays... or a model-ready tensor).
+
+    Items go through the modality's default loader `batch_size` at a time (in `num_workers` DataLoader
+    worker processes when > 0, so decoding overlaps the forward passes). With `on_error="skip"` (the default)
+    the result is a `BatchResult`: `tensor` [K, D] holds the good items' embeddings, `kept[i]` is the input
+    index of row i and `failed` lists the bad items with their reasons (and a warning is logged). With
+    `on_error="raise"` the first bad item raises and the result is the [N, D] tensor. The model runs in eval
+    mode (restored afterwards) under inference mode. `transform` (item -> model input of one item) replaces
+    the modality's default loader, e.g. a video transform for the vision tower or a training transform.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if modality not in model.modalities:
+        raise KeyError(f"this model has no {modality!r} encoder (it has {model.modalities})")
+    if not isinstance(items, torch.Tensor):
+        items = list(items)
+    batches = _Batches(modality, items, batch_size, transform)
+    loader = DataLoader(batches, batch_size=None, num_workers=num_workers, collate_fn=_identity)
+    device = next(model.parameters()).device
+    embeddings: list[torch.Tensor] = []
+    kept: list[int] = []
+    failed: list[ItemFailure] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with tqdm(total=len(items), desc=f"embed {modality}", unit="item", disable=not progress) as bar:
+            for start, tensor, batch_kept, batch_failed in loader:
+                for offset, reason in batch_failed:
+                    index = start + offset
+                    if on_error == "raise":
+                        raise OpenBindInputError(items[index], f"{reason} (item {index})")
+                    failed.append(ItemFailure(index, items[index], OpenBindInputError(items[index], reason)))
+                if batch_kept:
+                    with torch.inference_mode():
+                        embeddings.append(model.encode(modality, tensor.to(device)).float().cpu())
+                    kept.extend(start + index for index in batch_kept)
+                bar.update(len(batch_kept) + len(batch_failed))
+    finally:
+        model.train(was_training)
+    if failed:
+        shown = ", ".join(str(f.index) for f in failed[:10]) + (", ..." if len(failed) > 10 else "")
+        logger.warning(
+            "embedded %d of %d %s items; skipped %d (items %s)", len(kept), len(items), modality, len(failed), shown
+        )
+    dim = model.config.embed_dim
+    tensor = torch.cat(embeddings) if embeddings else torch.empty(0, dim)
+    if on_error == "raise":
+        return tensor
+    return BatchResult(tensor, kept, failed)
+
+
+class _Batches(Dataset):
+    """Batch i of the items, loaded: (start index, model input, kept offsets, [(offset, reason)]).
+
+    Failures travel as (offset, reason) pairs: small and picklable between worker processes.
+    """
+
+    def __init__(
+        self,
+        modality: str,
+        items: Sequence[Any] | torch.Tensor,
+        batch_size: int,
+        transform: Callable[[Any], torch.Tensor] | None = None,
+    ):
+        self.modality = modality
+        self.items = items
+        self.batch_size = batch_size
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return -(-len(self.items) // self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, list[int], list[tuple[int, str]]]:
+        start = i * self.batch_size
+        batch = self.items[start : start + self.batch_size]
+        if isinstance(batch, torch.Tensor):
+            return start, batch, list(range(len(batch))), []
+        if self.transform is not None:
+            result = map_items(self.transform, batch, on_error="skip")
+        else:
+            result = _load_skipping(self.modality, batch)
+        return start, result.tensor, result.kept, [(f.index, f.error.reason) for f in result.failed]
+
+
+def _load_skipping(modality: str, batch: list[Any]) -> BatchResult:
+    """Run the modality's loader with `on_error="skip"`, or item by item if the loader has no such option."""
+    load = _loader(modality)
+    if "on_error" in inspect.signature(load).parameters:
+        return load(batch, on_error="skip")
+    return map_items(lambda item: load([item])[0], batch, on_error="skip")
+
+
+def _loader(modality: str) -> Callable[..., Any]:
+    spec = get_modality(modality).load
+    if spec is None:
+        raise OpenBindInputError(modality, "this modality has no loader: pass a model-ready tensor")
+    module, function = spec.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _identity(batch: Any) -> Any:
+    return batch

@@ -1,0 +1,164 @@
+"""Videos -> model input (clips*crops, 3, 2, 224, 224), as the reference preprocesses them.
+
+Reference (ImageBind data.py with pytorchvideo): 5 clips of 2 s with starts i*max(d-2,0)/4; the frames of a
+clip are indices ceil(fps*start) .. min(ceil(fps*end), n)-1, of which it keeps 2 spread uniformly (the first
+and the last); /255; shorter side to 224 by bilinear interpolation (no antialias, align_corners=False, longer
+side floor(long/short*224)); CLIP normalize; 3 crops of 224 along the longer side (start, center with offset
+ceil((L-224)/2), end). Output clip-major, then crop.
+
+Only the kept frames are decoded to RGB (see `openbind.io.video`), each distinct frame once, and they are
+resized together in one call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from openbind.io.video import SINGLE_VIDEO_TYPES, VideoInput, VideoReader, open_video
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
+
+
+_RESIZE_CHUNK = 32  # frames decoded before they are resized together
+
+
+@dataclass(frozen=True)
+class VideoTransform:
+    """One video -> float32 (clips*crops, 3, frames_per_clip, size, size). The defaults are the reference.
+
+    `protocol="reference"` takes `clips_per_video` clips whose starts are spread evenly over [0, d - clip];
+    `protocol="paper"` (the paper's evaluation) takes ceil(d / clip_duration) clips spread the same way, so
+    together they cover the whole video. `crops` is 3 (start/center/end of the longer side) or 1 (center).
+    """
+
+    clip_duration: float = 2.0
+    clips_per_video: int = 5
+    frames_per_clip: int = 2
+    size: int = 224
+    crops: Literal[1, 3] = 3
+    protocol: Literal["reference", "paper"] = "reference"
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("reference", "paper"):
+            raise ValueError(f"protocol must be 'reference' or 'paper', got {self.protocol!r}")
+        if self.crops not in (1, 3):
+            raise ValueError(f"crops must be 1 or 3, got {self.crops}")
+        if self.clip_duration <= 0 or self.clips_per_video < 1 or self.frames_per_clip < 1:
+            raise ValueError("clip_duration, clips_per_video and frames_per_clip must be positive")
+
+    def __call__(self, item: VideoInput) -> torch.Tensor:
+        with open_video(item) as video:
+            return self.from_reader(video)
+
+    def from_reader(self, video: VideoReader) -> torch.Tensor:
+        """Transform an already open video (lets a caller read its audio from the same open file)."""
+        info = video.info
+        clips = self.clip_frame_indices(info.fps, info.num_frames)
+        unique, inverse = np.unique(np.asarray(clips).ravel(), return_inverse=True)
+        frames = self._decode_resize(video, unique.tolist())[torch.from_numpy(inverse)]
+        frames = frames.view(len(clips), self.frames_per_clip, *frames.shape[1:]).transpose(1, 2)
+        return self.spatial_crops(frames).flatten(0, 1).contiguous()
+
+    def _decode_resize(self, video: VideoReader, indices: list[int]) -> torch.Tensor:
+        """Resized frames for sorted distinct `indices`, resized in chunks as they are decoded, so that at most
+        a chunk of full-size frames is held (long videos under the paper protocol keep thousands)."""
+        resized, chunk = [], []
+        for _, rgb in video.iter_frames(indices):
+            chunk.append(rgb)
+            if len(chunk) == _RESIZE_CHUNK:
+                resized.append(self.resize_normalize(np.stack(chunk)))
+                chunk = []
+        if chunk:
+            resized.append(self.resize_normalize(np.stack(chunk)))
+        return resized[0] if len(resized) == 1 else torch.cat(resized)
+
+    def clip_times(self, duration: float) -> list[tuple[Fraction, Fraction]]:
+        """(start, end) in seconds of each clip, in the reference sampler's exact (Fraction) arithmetic."""
+        clip = Fraction(self.clip_duration)
+        if self.protocol == "paper":
+            count = max(1, math.ceil(duration / self.clip_duration))
+        else:
+            count = self.clips_per_video
+        step = Fraction(max(duration - clip, 0)) / max(count - 1, 1)
+        return [(step * i, step * i + clip) for i in range(count)]
+
+    def clip_frame_indices(self, fps: float, num_frames: int) -> list[list[int]]:
+        """The frame indices kept for each clip: `frames_per_clip` of its frames, first and last included."""
+        kept = []
+        for start, end in self.clip_times(num_frames / fps):
+            first = min(math.ceil(fps * float(start)), num_frames - 1)
+            stop = max(min(math.ceil(fps * float(end)), num_frames), first + 1)
+            # pytorchvideo's UniformTemporalSubsample: linspace over the clip's frames, truncated to int.
+            offsets = torch.linspace(0, stop - first - 1, self.frames_per_clip).clamp(0, stop - first - 1).long()
+            kept.append([first + int(offset) for offset in offsets])
+        return kept
+
+    def resize_normalize(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (K, H, W, 3) -> float32 (K, 3, h, w) with the shorter side = size, CLIP-normalized."""
+        # Kept in channels-last memory (as decoded): no transposing copy, and the faster interpolation kernel.
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+        height, width = x.shape[-2:]
+        if width < height:
+            new_size = (int(math.floor(height / width * self.size)), self.size)
+        else:
+            new_size = (self.size, int(math.floor(width / height * self.size)))
+        x = F.interpolate(x, size=new_size, mode="bilinear", align_corners=False)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
+        return x.sub_(mean).div_(std)
+
+    def spatial_crops(self, clips: torch.Tensor) -> torch.Tensor:
+        """(clips, 3, T, h, w) -> (clips, crops, 3, T, size, size): start/center/end of the longer side."""
+        height, width = clips.shape[-2:]
+        size = self.size
+        center_y, center_x = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
+        if height > width:
+            offsets = [(0, center_x), (center_y, center_x), (height - size, center_x)]
+        else:
+            offsets = [(center_y, 0), (center_y, center_x), (center_y, width - size)]
+        if self.crops == 1:
+            offsets = offsets[1:2]
+        return torch.stack([clips[..., y : y + size, x : x + size] for y, x in offsets], dim=1)
+
+
+@dataclass
+class VideoWithAudio:
+    """A video's model input and its raw audio track (None when the file has no audio)."""
+
+    video: torch.Tensor
+    audio: torch.Tensor | None  # float32 (channels, samples)
+    sample_rate: int | None
+
+
+def load_video_with_audio(item: VideoInput, *, transform: VideoTransform | None = None) -> VideoWithAudio:
+    """Read the video clips and the audio track of one file, opening it once."""
+    transform = transform or VideoTransform()
+    with open_video(item) as video:
+        clips = transform.from_reader(video)
+        audio = video.audio()
+    if audio is None:
+        return VideoWithAudio(clips, None, None)
+    return VideoWithAudio(clips, torch.from_numpy(audio[0]), audio[1])
+
+
+def load_videos(
+    items: VideoInput | list[VideoInput],
+    *,
+    transform: VideoTransform | None = None,
+    on_error: OnError = "raise",
+) -> torch.Tensor | BatchResult:
+    """Videos (paths, bytes, binary files) -> float32 (N, 15, 3, 2, 224, 224) with the default transform.
+
+    With `on_error="skip"` a `BatchResult` keeps the good videos and lists the bad ones.
+    """
+    transform = transform or VideoTransform()
+    return map_items(transform, as_item_list(items, SINGLE_VIDEO_TYPES), on_error)

@@ -1,0 +1,523 @@
+"""The training loop of both ImageBind stages, on one process or many (torchrun).
+
+- `align`: train the image and text towers CLIP-style on (image, caption) pairs (the stand-in for OpenCLIP
+  when no pretrained image/text weights exist), with the text tower's learnable logit scale.
+- `bind`: freeze the image and text towers and train one modality's encoder on (image or video, modality)
+  pairs with symmetric InfoNCE at the modality's fixed temperature. The frozen tower's embeddings of every
+  anchor are computed once and cached on disk (`cache_anchors`), so later epochs never decode an anchor file.
+
+A run directory holds `train_config.json`, `log.jsonl`, `checkpoints/step_*` (written atomically; `--resume`
+continues from the newest complete one with the same data order, optimizer, scheduler and RNG) and, at the
+end, `model/` (`config.json` + `model.safetensors`), which `--init` of the next stage and `create_model` read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from openbind.factory import create_model
+from openbind.model.imagebind import ImageBind
+from openbind.train.data import (
+    EmbeddingCache,
+    PairDataset,
+    collate_pairs,
+    make_loader,
+    module_fingerprint,
+)
+from openbind.train.distributed import DistInfo, barrier, init_distributed
+from openbind.train.finetune import apply_lora, freeze, unfreeze_last_blocks
+from openbind.train.loss import contrastive_accuracy, contrastive_loss
+from openbind.manifest import read_manifest
+from openbind.train.schedule import build_optimizer, warmup_cosine
+from openbind.train.state import load_training_state, restore_rng, save_training_state
+from openbind.utils import atomic_write_text
+from openbind.weights.checkpoint import save_checkpoint
+
+logger = logging.getLogger("openbind")
+
+ANCHOR_ENCODER = "vision"  # manifests call the anchor "image" or "video"; both go through the vision tower
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved as `train_config.json` in the run directory."""
+
+    stage: str  # "align" or "bind"
+    train: list[str]  # manifest paths (CSV/JSONL); several are mixed, one pair type per batch
+    out: str  # run directory
+    modality: str = "text"  # the modality paired with the anchor (align: text)
+    anchor: str = "image"  # "image" or "video"
+    model: str = "imagebind_small"  # preset or checkpoint directory, used when `init` is not given
+    init: str | None = None  # run directory (its model/) or checkpoint directory to start from
+    epochs: float = 10
+    batch_size: int = 64  # global batch (split across processes)
+    lr: float = 1e-3
+    weight_decay: float = 0.2
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = 1.0
+    drop_path: float | None = None  # override the trained towers' max drop-path rate
+    finetune: str = "full"  # "full", "last:N" (last N blocks + head) or "lora:R" (rank-R adapters)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    grad_checkpointing: bool = False
+    cache_anchors: bool = True  # bind: cache the frozen tower's anchor embeddings on disk
+    preload: bool = False  # decode every training input once and keep it in memory (small datasets)
+    local_loss: bool = False
+    replication: list[float] = field(default_factory=list)  # per manifest (default 1.0 each)
+    num_workers: int = 0
+    seed: int = 0
+    save_every: int = 500  # steps between checkpoints (and one at the end of every epoch)
+    keep: int = 3
+    log_every: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("align", "bind"):
+            raise ValueError(f"stage must be 'align' or 'bind', got {self.stage!r}")
+        if self.anchor not in ("image", "video"):
+            raise ValueError(f"anchor must be 'image' or 'video', got {self.anchor!r}")
+        if self.stage == "align" and self.modality != "text":
+            raise ValueError("the align stage pairs images with text (modality 'text')")
+        if self.stage == "bind" and self.modality in ("text", "image", "video", "vision"):
+            raise ValueError(f"bind trains a new modality against frozen image/text towers, not {self.modality!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.replication and len(self.replication) != len(self.train):
+            raise ValueError("give one replication factor per training manifest")
+        parse_finetune(self.finetune)
+
+    @property
+    def trained(self) -> list[str]:
+        """The encoders this stage trains."""
+        return [ANCHOR_ENCODER, "text"] if self.stage == "align" else [self.modality]
+
+
+def parse_finetune(spec: str) -> tuple[str, int]:
+    kind, _, value = spec.partition(":")
+    if kind == "full" and not value:
+        return "full", 0
+    if kind in ("last", "lora") and value.isdigit() and int(value) > 0:
+        return kind, int(value)
+    raise ValueError(f"finetune must be 'full', 'last:N' or 'lora:R' with a positive integer, got {spec!r}")
+
+
+def set_drop_path(encoder: nn.Module, max_rate: float) -> None:
+    """Re-spread stochastic depth linearly from 0 (first block) to `max_rate` (last block)."""
+    blocks = list(encoder.trunk.blocks)
+    for i, block in enumerate(blocks):
+        block.drop_path.p = max_rate * i / (len(blocks) - 1) if len(blocks) > 1 else 0.0
+
+
+class PairTowers(nn.Module):
+    """The anchor (vision) and paired encoders as one module, so DistributedDataParallel can wrap the pair."""
+
+    def __init__(self, anchor: nn.Module, other: nn.Module):
+        super().__init__()
+        self.anchor = anchor
+        self.other = other
+
+    def forward(self, anchor: torch.Tensor | None, other: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        return (self.anchor(anchor) if anchor is not None else None), self.other(other)
+
+
+class PreloadedPairs(torch.utils.data.Dataset):
+    """A PairDataset decoded once into memory (each distinct manifest row once, bad rows dropped)."""
+
+    def __init__(self, dataset: PairDataset, num_workers: int, progress: bool, label: str):
+        self.dataset = dataset
+        self.pair = dataset.pair
+        first_item = {}
+        for i in range(len(dataset)):
+            first_item.setdefault(dataset.row_index(i), i)
+        loader = torch.utils.data.DataLoader(
+            _Subset(dataset, list(first_item.values())), batch_size=None, num_workers=num_workers
+        )
+        self.items: dict[int, dict[str, Any]] = {}
+        self.bad = []
+        for item in tqdm(loader, total=len(first_item), desc=f"decoding {label}", disable=not progress):
+            if isinstance(item, dict):
+                self.items[item["index"]] = item
+            else:
+                self.bad.append(item)
+        self.order = [i for i in range(len(dataset)) if dataset.row_index(i) in self.items]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def row_index(self, i: int) -> int:
+        return self.dataset.row_index(self.order[i])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[self.row_index(i)]
+
+
+class _Subset(torch.utils.data.Dataset):
+    def __init__(self, dataset: torch.utils.data.Dataset, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[self.indices[i]]
+
+
+class Trainer:
+    """Runs one stage from a `TrainConfig`: `Trainer(config).fit()` returns the path of the trained model."""
+
+    def __init__(self, config: TrainConfig, dist: DistInfo | None = None):
+        self.config = config
+        self.dist = dist or init_distributed()
+        self.out = Path(config.out)
+        self.device = self.dist.device
+        torch.manual_seed(config.seed + self.dist.rank)
+        self.model = self._build_model()
+        self.datasets = self._build_datasets()
+        self.caches = self._build_caches() if self._uses_cache else None
+        self.towers = PairTowers(self.model.encoders[ANCHOR_ENCODER], self.model.encoders[self.other_encoder])
+        self.ddp = (
+            DistributedDataParallel(self.towers, find_unused_parameters=False) if self.dist.distributed else self.towers
+        )
+        self.optimizer = build_optimizer(self.towers, config.lr, config.weight_decay)
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.total_steps = max(1, math.ceil(config.epochs * self.steps_per_epoch))
+        warmup = min(self.total_steps - 1, round(config.warmup_epochs * self.steps_per_epoch))
+        self.scheduler = warmup_cosine(self.optimizer, warmup, self.total_steps, config.min_lr_ratio)
+        self.step = 0
+        self.saved_step = -1
+        self.position = {"epoch": 0, "batch": 0}
+
+    # --- setup -----------------------------------------------------------------------------------------------
+
+    @property
+    def other_encoder(self) -> str:
+        return self.config.modality
+
+    @property
+    def _uses_cache(self) -> bool:
+        return self.config.stage == "bind" and self.config.cache_anchors
+
+    def _build_model(self) -> ImageBind:
+        config = self.config
+        source = config.init or config.model
+        if config.init and (Path(config.init) / "model" / "config.json").is_file():
+            source = str(Path(config.init) / "model")
+        model = create_model(source, device=self.device)
+        missing = [m for m in (ANCHOR_ENCODER, config.modality) if m not in model.modalities]
+        if missing:
+            raise ValueError(f"the model from {source!r} has no {missing} encoder (it has {model.modalities})")
+        freeze(model)
+        for name in config.trained:
+            self._make_trainable(model.encoders[name])
+        model.train()
+        for name, encoder in model.encoders.items():
+            if name not in config.trained:
+                encoder.eval()  # frozen towers: no dropout, no drop path
+        return model
+
+    def _make_trainable(self, encoder: nn.Module) -> None:
+        kind, value = parse_finetune(self.config.finetune)
+        if kind == "full":
+            encoder.requires_grad_(True)
+            if encoder.log_scale is not None and not encoder.config.learnable_scale:
+                encoder.log_scale.requires_grad_(False)  # a buffer anyway; fixed temperature
+        elif kind == "last":
+            unfreeze_last_blocks(encoder, value)
+        else:
+            apply_lora(encoder.trunk, rank=value, alpha=2.0 * value)
+            encoder.head.requires_grad_(True)
+        if self.config.drop_path is not None:
+            set_drop_path(encoder, self.config.drop_path)
+        encoder.trunk.grad_checkpointing = self.config.grad_checkpointing
+
+    def _build_datasets(self) -> list[torch.utils.data.Dataset]:
+        config = self.config
+        datasets = []
+        for i, path in enumerate(config.train):
+            replication = config.replication[i] if config.replication else 1.0
+            dataset = PairDataset(
+                read_manifest(path), config.anchor, config.modality, replication=replication,
+                load_anchor=not self._uses_cache, seed=config.seed,
+            )  # fmt: skip
+            if config.preload:
+                dataset = PreloadedPairs(dataset, config.num_workers, self._show, Path(path).name)
+            datasets.append(dataset)
+        return datasets
+
+    @property
+    def _show(self) -> bool:
+        return self.config.progress and self.dist.is_main
+
+    def _base(self, dataset: torch.utils.data.Dataset) -> PairDataset:
+        return dataset.dataset if isinstance(dataset, PreloadedPairs) else dataset
+
+    def _build_caches(self) -> list[EmbeddingCache]:
+        """Embed every anchor once with the frozen tower; later epochs read the embeddings from disk."""
+        anchor = self.model.encoders[ANCHOR_ENCODER]
+        fingerprint = module_fingerprint(anchor)
+        caches = []
+        for i, dataset in enumerate(self.datasets):
+            base = self._base(dataset)
+            path = self.out / "cache" / f"anchors_{i}_{base.manifest.fingerprint[:12]}.npy"
+            cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
+            if self.dist.is_main and not cache.complete:
+                self._fill_cache(cache, base)
+            barrier()
+            if not self.dist.is_main:
+                cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
+            caches.append(cache)
+        return caches
+
+    @torch.no_grad()
+    def _fill_cache(self, cache: EmbeddingCache, dataset: PairDataset, batch_size: int = 64) -> None:
+        rows = sorted(set(dataset.rows))
+        transform = dataset.transforms[dataset.anchor]
+        items = _AnchorItems(dataset.manifest.rows, dataset.anchor, transform, rows)
+        loader = torch.utils.data.DataLoader(
+            items, batch_size=batch_size, num_workers=self.config.num_workers, collate_fn=_collate_anchor
+        )
+        encoder = self.model.encoders[ANCHOR_ENCODER]
+        bar = tqdm(total=len(rows), desc="embedding anchors (frozen tower, once)", disable=not self._show)
+        for indices, tensors in loader:
+            if indices:
+                with self._autocast():
+                    cache.put(indices, encoder(tensors.to(self.device)).float())
+            bar.update(batch_size)
+        bar.close()
+        cache.flush()
+
+    def _steps_per_epoch(self) -> int:
+        sampler = make_loader(
+            self.datasets, self.config.batch_size, seed=self.config.seed, epoch=0,
+            rank=self.dist.rank, world_size=self.dist.world_size,
+        ).batch_sampler  # fmt: skip
+        if sampler.num_batches() == 0:
+            raise ValueError(
+                f"batch size {self.config.batch_size} is larger than the training data "
+                f"({sum(len(d) for d in self.datasets)} pairs): lower --batch-size"
+            )
+        return sampler.num_batches()
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+
+    # --- checkpoints -----------------------------------------------------------------------------------------
+
+    def _trained_state(self) -> dict[str, torch.Tensor]:
+        state = {}
+        for name in self.config.trained:
+            for key, value in self.model.encoders[name].state_dict().items():
+                state[f"encoders.{name}.{key}"] = value
+        return state
+
+    def save(self) -> None:
+        if self.step == self.saved_step:
+            return
+        self.saved_step = self.step
+        if self.dist.is_main:
+            save_training_state(
+                self.out / "checkpoints", model_state=self._trained_state(), optimizer=self.optimizer,
+                scheduler=self.scheduler, step=self.step, epoch=self.position["epoch"],
+                data_position=dict(self.position), keep=self.config.keep,
+            )  # fmt: skip
+        barrier()
+
+    def resume(self) -> bool:
+        """Continue from the newest complete checkpoint of this run; False when there is none."""
+        state = load_training_state(self.out / "checkpoints")
+        if state is None:
+            return False
+        self.model.load_state_dict(state.model_state, strict=False)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.step = self.saved_step = state.step
+        self.position = dict(state.data_position)
+        if self.dist.is_main:
+            restore_rng(state)
+        else:
+            torch.manual_seed(self.config.seed + self.dist.rank + 1000 * self.step)
+        logger.info("resumed %s at step %d (epoch %d, batch %d)", self.out, self.step, *self.position.values())
+        return True
+
+    # --- the loop --------------------------------------------------------------------------------------------
+
+    def _batches(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        config = self.config
+        epoch = self.position["epoch"]
+        while self.step < self.total_steps:
+            loader = make_loader(
+                self.datasets, config.batch_size, seed=config.seed, epoch=epoch, num_workers=config.num_workers,
+                rank=self.dist.rank, world_size=self.dist.world_size, start_batch=self.position["batch"],
+            )  # fmt: skip
+            for batch in loader:
+                yield epoch, batch
+                if self.step >= self.total_steps:
+                    return
+            epoch += 1
+            self.position = {"epoch": epoch, "batch": 0}
+            self.save()
+
+    def _even(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Under DDP every rank must contribute the same number of pairs: trim to the smallest local batch
+        (smaller only when some rank dropped bad items)."""
+        if not self.dist.distributed:
+            return batch
+        size = torch.tensor([batch["other"].shape[0]], device=self.device)
+        torch.distributed.all_reduce(size, op=torch.distributed.ReduceOp.MIN)
+        n = int(size)
+        return {**batch, **{k: batch[k][:n] for k in ("anchor", "other", "index") if batch[k] is not None}}
+
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self._even(batch)
+        other = batch["other"].to(self.device)
+        if self.caches is not None:
+            anchor_emb = self.caches[batch["dataset"]].get(batch["index"])
+            if anchor_emb is None:
+                raise RuntimeError("anchor embedding cache is incomplete; delete the run's cache/ directory")
+            with self._autocast():
+                _, other_emb = self.ddp(None, other)
+            anchor_emb = anchor_emb.to(self.device)
+        else:
+            with self._autocast():
+                anchor_emb, other_emb = self.ddp(batch["anchor"].to(self.device), other)
+        scale = self.model.encoders[self.other_encoder].scale
+        loss = contrastive_loss(anchor_emb, other_emb.float(), scale, local_loss=self.config.local_loss)
+        accuracy = contrastive_accuracy(anchor_emb, other_emb)[0]
+        return loss, accuracy
+
+    def fit(self, resume: bool = False) -> Path:
+        """Train to the end (or continue a run with `resume`); returns the directory of the trained model."""
+        config = self.config
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "train_config.json", json.dumps(dataclasses.asdict(config), indent=2))
+        if resume:
+            self.resume()
+        elif self.dist.is_main and (self.out / "checkpoints").exists() and any((self.out / "checkpoints").iterdir()):
+            raise FileExistsError(f"{self.out} already holds checkpoints: pass --resume to continue, or a new --out")
+        log = open(self.out / "log.jsonl", "a") if self.dist.is_main else None
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{config.stage} {config.modality}",
+                   disable=not self._show)  # fmt: skip
+        start, samples = time.perf_counter(), 0
+        try:
+            for epoch, batch in self._batches():
+                if batch["other"] is None:  # every item of this batch was bad
+                    self.position = {"epoch": epoch, "batch": batch["batch"] + 1}
+                    continue
+                loss, accuracy = self._loss(batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the loss became {float(loss)} at step {self.step}: stopped. The last good checkpoint is "
+                        f"kept in {self.out / 'checkpoints'} (resume with --resume); try a lower --lr, a smaller "
+                        "--grad-clip or --precision fp32"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = (
+                    torch.nn.utils.clip_grad_norm_(self.towers.parameters(), config.grad_clip)
+                    if config.grad_clip
+                    else None
+                )
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                samples += batch["other"].shape[0] * self.dist.world_size
+                self.position = {"epoch": epoch, "batch": batch["batch"] + 1}
+                if log is not None and (self.step % config.log_every == 0 or self.step == self.total_steps):
+                    elapsed = time.perf_counter() - start
+                    record = {
+                        "step": self.step, "epoch": epoch, "loss": loss.item(), "accuracy": accuracy.item(),
+                        "lr": self.scheduler.get_last_lr()[0], "samples_per_s": samples / max(elapsed, 1e-9),
+                        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                        "bad_items": batch["num_bad"],
+                    }  # fmt: skip
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{accuracy.item():.2f}")
+                bar.update(1)
+                if self.step % config.save_every == 0 and self.step < self.total_steps:
+                    self.save()
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        self.save()
+        return self._export()
+
+    def _export(self) -> Path:
+        """Write the whole model (frozen towers included) for `--init` of the next stage and `create_model`."""
+        target = self.out / "model"
+        if self.dist.is_main:
+            from openbind.train.finetune import merge_lora
+
+            merge_lora(self.model)
+            save_checkpoint(self.model.state_dict(), self.model.config, target)
+            plot_curves(self.out / "log.jsonl", self.out / "curves.png")
+        barrier()
+        return target
+
+
+class _AnchorItems(torch.utils.data.Dataset):
+    """(manifest row, anchor tensor or None when the file is bad) for filling the embedding cache."""
+
+    def __init__(self, rows: list[dict[str, Any]], anchor: str, transform: Any, indices: list[int]):
+        self.rows, self.anchor, self.transform, self.indices = rows, anchor, transform, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None]:
+        from openbind.errors import OpenBindInputError
+
+        index = self.indices[i]
+        try:
+            return index, self.transform(self.rows[index][self.anchor])
+        except (OpenBindInputError, OSError) as error:
+            logger.warning("anchor of row %d is unusable: %s", index, error)
+            return index, None
+
+
+def _collate_anchor(items: list[tuple[int, torch.Tensor | None]]) -> tuple[list[int], torch.Tensor | None]:
+    good = [(i, t) for i, t in items if t is not None]
+    if not good:
+        return [], None
+    return [i for i, _ in good], torch.stack([t for _, t in good])
+
+
+def plot_curves(log_path: Path, out_path: Path) -> Path | None:
+    """Loss and in-batch accuracy against step, as a PNG (skipped without matplotlib)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    if not records:
+        return None
+    figure = Figure(figsize=(8, 3.2))
+    FigureCanvasAgg(figure)
+    for axis, key in zip(figure.subplots(1, 2), ("loss", "accuracy")):
+        axis.plot([r["step"] for r in records], [r[key] for r in records])
+        axis.set_xlabel("step")
+        axis.set_title(key)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=100)
+    return out_path

@@ -1,0 +1,332 @@
+"""Video decoding and the video transform: parity with the reference, clip protocols, crops, seeking, audio,
+input kinds and bad inputs. Synthetic videos are written with PyAV into tmp_path."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import openbind.io.video as video_io
+from openbind.errors import OpenBindInputError
+from openbind.io.video import open_video, probe_video, read_audio_track, read_video_frames
+from openbind.modalities.batch import BatchResult
+from openbind.modalities.vision.video import VideoTransform, load_video_with_audio, load_videos
+
+VIDEO_FILES = ["synth_shapes_4s_320x240_25fps.mp4", "synth_short_1s_160x120_10fps.mp4"]
+
+
+def write_video(
+    path: Path,
+    *,
+    frames: int = 20,
+    fps: int = 10,
+    width: int = 64,
+    height: int = 48,
+    codec: str = "libx264",
+    keyint: int | None = None,
+    audio_rate: int | None = None,
+    container_format: str | None = None,
+) -> Path:
+    """A small video whose frame i has a distinct brightness and a position-dependent pattern."""
+    y, x = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"bf": "2", **({"g": str(keyint)} if keyint else {})}
+        elif keyint:
+            stream.gop_size = keyint
+        audio = container.add_stream("aac", rate=audio_rate) if audio_rate else None
+        if audio is not None:
+            audio.layout = "stereo"
+        for i in range(frames):
+            image = np.empty((height, width, 3), dtype=np.uint8)
+            image[..., 0] = (i * 9) % 256
+            image[..., 1] = (x * 255 // width).astype(np.uint8)
+            image[..., 2] = (y * 255 // height).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if audio is not None:
+            samples = int(audio_rate * frames / fps)
+            tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(samples) / audio_rate)
+            signal = np.stack([tone, 0.5 * tone]).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(signal[:, start : start + 1024]), format="fltp", layout="stereo"
+                )
+                chunk.sample_rate, chunk.pts = audio_rate, start
+                for packet in audio.encode(chunk):
+                    container.mux(packet)
+            for packet in audio.encode():
+                container.mux(packet)
+    return path
+
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+# --- parity with the reference ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VIDEO_FILES)
+def test_matches_reference_output(name, preprocess_fixture, preprocess_inputs):
+    out = VideoTransform()(preprocess_inputs / name)
+    expected = preprocess_fixture["video"][name]
+    assert out.shape == (15, 3, 2, 224, 224) and out.dtype == torch.float32
+    assert (out - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("name", VIDEO_FILES)
+def test_matches_reference_metadata_clips_and_raw_frames(name, preprocess_fixture, preprocess_inputs):
+    debug = preprocess_fixture["video_debug"][name]
+    transform = VideoTransform()
+    with open_video(preprocess_inputs / name) as video:
+        info = video.info
+        assert (info.fps, info.num_frames, info.duration) == (debug["fps"], debug["num_frames"], debug["duration_s"])
+        times = transform.clip_times(info.duration)
+        kept = transform.clip_frame_indices(info.fps, info.num_frames)
+        assert len(kept) == len(debug["clips"]) == 5
+        for (start, end), indices, clip in zip(times, kept, debug["clips"]):
+            assert (float(start), float(end)) == (clip["start"], clip["end"])
+            first, stop = clip["frame_idx_range"]
+            assert indices == [first + k for k in clip["subsample_idx_within_clip"]]
+            assert np.array_equal(video.frames(indices), clip["sampled_frames_uint8_TxHxWxC"].numpy())
+
+
+def test_batch_of_reference_videos(preprocess_fixture, preprocess_inputs):
+    batch = load_videos([preprocess_inputs / name for name in VIDEO_FILES])
+    assert batch.shape == (2, 15, 3, 2, 224, 224)
+    for row, name in enumerate(VIDEO_FILES):
+        assert (batch[row] - preprocess_fixture["video"][name]).abs().max().item() <= 1e-4
+
+
+# --- clip protocols and crops ----------------------------------------------------------------------------
+
+
+def test_reference_clip_starts_and_frame_rule():
+    transform = VideoTransform()
+    assert [(float(s), float(e)) for s, e in transform.clip_times(4.0)] == [
+        (0.0, 2.0), (0.5, 2.5), (1.0, 3.0), (1.5, 3.5), (2.0, 4.0)
+    ]
+    # 1 s video: every clip is the whole video; frames 0..9, keeping the first and the last.
+    assert transform.clip_frame_indices(10.0, 10) == [[0, 9]] * 5
+    # frames ceil(25*0.5)=13 .. ceil(25*2.5)-1=62
+    assert transform.clip_frame_indices(25.0, 100)[1] == [13, 62]
+    assert VideoTransform(frames_per_clip=4).clip_frame_indices(25.0, 100)[0] == [0, 16, 32, 49]
+
+
+def test_paper_protocol_covers_the_video_with_ceil_d_over_2_clips(tmp_path):
+    paper = VideoTransform(protocol="paper")
+    assert [(float(s), float(e)) for s, e in paper.clip_times(5.0)] == [(0.0, 2.0), (1.5, 3.5), (3.0, 5.0)]
+    assert len(paper.clip_times(1.0)) == 1 and len(paper.clip_times(60.0)) == 30
+    path = write_video(tmp_path / "five_seconds.mp4", frames=50)
+    out = paper(path)
+    assert out.shape == (9, 3, 2, 224, 224)  # 3 clips x 3 crops
+    assert VideoTransform()(path).shape == (15, 3, 2, 224, 224)
+    assert VideoTransform(protocol="paper", crops=1)(path).shape == (3, 3, 2, 224, 224)
+
+
+def test_many_clips_are_resized_in_chunks_with_the_same_result(tmp_path):
+    path = write_video(tmp_path / "forty_seconds.mp4", frames=80, fps=2)
+    transform = VideoTransform(protocol="paper", crops=1)
+    out = transform(path)
+    assert out.shape == (20, 3, 2, 224, 224)  # 20 clips x 1 crop: 40 distinct frames, more than one chunk
+    with open_video(path) as video:
+        clips = transform.clip_frame_indices(video.info.fps, video.info.num_frames)
+        frames = transform.resize_normalize(video.frames([i for clip in clips for i in clip]))
+    expected = transform.spatial_crops(frames.reshape(20, 2, 3, 224, 298).transpose(1, 2)).flatten(0, 1)
+    assert torch.equal(out, expected)
+
+
+def test_spatial_crop_offsets_landscape_and_portrait():
+    transform = VideoTransform()
+    wide = torch.arange(300, dtype=torch.float32).expand(1, 3, 2, 224, 300)
+    crops = transform.spatial_crops(wide)
+    assert crops.shape == (1, 3, 3, 2, 224, 224)
+    assert [crops[0, k, 0, 0, 0, 0].item() for k in range(3)] == [0, 38, 76]  # center = ceil(76/2)
+    tall = torch.arange(299, dtype=torch.float32)[:, None].expand(1, 3, 2, 299, 224)
+    crops = transform.spatial_crops(tall)
+    assert [crops[0, k, 0, 0, 0, 0].item() for k in range(3)] == [0, 38, 75]  # center = ceil(75/2)
+
+
+def test_portrait_video_is_cropped_top_center_bottom(tmp_path):
+    path = write_video(tmp_path / "portrait.mp4", width=48, height=64)
+    transform = VideoTransform()
+    out = transform(path)
+    assert out.shape == (15, 3, 2, 224, 224)
+    with open_video(path) as video:
+        indices = transform.clip_frame_indices(video.info.fps, video.info.num_frames)[0]
+        resized = transform.resize_normalize(video.frames(indices))
+    assert resized.shape[-2:] == (298, 224)  # floor(64/48*224) = 298
+    clip = resized.transpose(0, 1)  # (3, T, H, W)
+    for k, top in enumerate([0, 37, 74]):
+        assert torch.equal(out[k], clip[:, :, top : top + 224, :])
+
+
+# --- decoding: seeking, input kinds, audio ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "suffix, codec, keyint",
+    [("mp4", "libx264", 20), ("webm", "libvpx", 30), ("avi", "mpeg4", 15), ("mkv", "mpeg4", 1000)],
+)
+def test_seeking_reads_the_same_frames_as_a_full_decode(tmp_path, suffix, codec, keyint):
+    path = write_video(tmp_path / f"long.{suffix}", frames=120, codec=codec, keyint=keyint)
+    full = decode_all(path)
+    rng = random.Random(0)
+    with open_video(path) as video:
+        assert video.info.num_frames == len(full) == 120
+        for _ in range(4):
+            indices = rng.sample(range(120), 6) + [0, 119]
+            frames = video.frames(indices)
+            for row, index in enumerate(indices):
+                assert np.array_equal(frames[row], full[index]), (index, suffix)
+
+
+def test_far_apart_clips_decode_only_frames_near_them(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "minute.mp4", frames=600, keyint=20)  # 60 s at 10 fps
+    decoded = []
+    original = video_io.VideoReader._indexed_frames
+
+    def counting(self, target):
+        for index, frame in original(self, target):
+            decoded.append(index)
+            yield index, frame
+
+    monkeypatch.setattr(video_io.VideoReader, "_indexed_frames", counting)
+    out = VideoTransform()(path)
+    assert out.shape == (15, 3, 2, 224, 224)
+    assert len(decoded) < 5 * (20 + 20) + 10  # per clip at most one GOP before it plus its 2 s
+    monkeypatch.undo()
+    assert torch.equal(out, VideoTransform()(path))
+
+
+def test_stream_without_timestamps_is_read_from_the_start(tmp_path):
+    path = write_video(tmp_path / "raw.h264", frames=30, container_format="h264")
+    full = decode_all(path)
+    with open_video(path) as video:
+        assert video.info.num_frames == 30
+        frames = video.frames([29, 3, 17])
+        assert all(np.array_equal(frames[k], full[i]) for k, i in enumerate([29, 3, 17]))
+        assert np.array_equal(video.frames([5])[0], full[5])  # again, after a rewind by reopening
+
+
+def test_all_input_kinds_give_the_same_output(tmp_path):
+    path = write_video(tmp_path / "clip.mp4")
+    transform = VideoTransform(clips_per_video=2, crops=1)
+    expected = transform(str(path))
+    data = path.read_bytes()
+    with open(path, "rb") as file:
+        assert torch.equal(transform(file), expected)
+    for item in (path, data, bytearray(data), io.BytesIO(data)):
+        assert torch.equal(transform(item), expected)
+
+
+def test_frames_at_timestamps_and_probe(tmp_path):
+    path = write_video(tmp_path / "clip.mp4")
+    full = decode_all(path)
+    info = probe_video(path)
+    assert (info.fps, info.num_frames, info.duration, info.width, info.height) == (10.0, 20, 2.0, 64, 48)
+    assert not info.has_audio
+    with open_video(path) as video:
+        frames = video.frames_at([0.0, 0.95, 1.0, 5.0])
+    for row, index in enumerate([0, 9, 10, 19]):
+        assert np.array_equal(frames[row], full[index])
+    assert np.array_equal(read_video_frames(path, [7, 7])[1], full[7])
+
+
+def test_audio_track_and_video_with_audio(tmp_path):
+    path = write_video(tmp_path / "talk.mp4", audio_rate=16000)
+    waveform, rate = read_audio_track(path)
+    assert rate == 16000 and waveform.dtype == np.float32 and waveform.shape[0] == 2
+    assert abs(waveform.shape[1] - 32000) <= 2048  # 2 s, give or take the codec's padding
+    spectrum = np.abs(np.fft.rfft(waveform[0]))
+    assert abs(np.argmax(spectrum) * rate / waveform.shape[1] - 440) < 5
+    assert abs(np.abs(waveform[1]).max() / np.abs(waveform[0]).max() - 0.5) < 0.05
+
+    both = load_video_with_audio(path)
+    assert torch.equal(both.video, VideoTransform()(path))
+    assert both.sample_rate == 16000 and torch.equal(both.audio, torch.from_numpy(waveform))
+
+    silent = write_video(tmp_path / "silent.mp4")
+    assert load_video_with_audio(silent).audio is None
+    with pytest.raises(OpenBindInputError, match="no audio stream"):
+        read_audio_track(silent)
+
+
+# --- batches and bad inputs ------------------------------------------------------------------------------
+
+
+def test_batch_skip_keeps_good_videos_and_reports_bad_ones(tmp_path):
+    good = write_video(tmp_path / "good.mp4")
+    items = [good, tmp_path / "missing.mp4", good.read_bytes(), b"\x00" * 100]
+    result = load_videos(items, on_error="skip")
+    assert isinstance(result, BatchResult)
+    assert result.tensor.shape == (2, 15, 3, 2, 224, 224)
+    assert result.kept == [0, 2]
+    assert [failure.index for failure in result.failed] == [1, 3]
+    assert torch.equal(result.tensor[0], result.tensor[1])
+    with pytest.raises(OpenBindInputError, match="batch item 1"):
+        load_videos(items)
+
+
+def _truncated(path: Path, target: Path, fraction: float) -> Path:
+    data = path.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+def test_each_bad_input_raises_input_error_naming_the_item(tmp_path):
+    import soundfile
+
+    good = write_video(tmp_path / "good.mp4", frames=300)
+    with av.open(str(tmp_path / "faststart.mp4"), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(300):
+            noise = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(noise, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    corrupt = bytearray((tmp_path / "faststart.mp4").read_bytes())
+    corrupt[len(corrupt) // 3 : len(corrupt) // 3 + 3000] = bytes(3000)
+    (tmp_path / "corrupt.mp4").write_bytes(bytes(corrupt))
+    with av.open(str(tmp_path / "zero.avi"), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    soundfile.write(tmp_path / "sound.wav", np.zeros(8000, np.float32), 16000)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a video\n" * 50)
+
+    cases = {
+        "missing file": (tmp_path / "nope.mp4", "file not found"),
+        "directory": (tmp_path, "not a file"),
+        "empty file": (tmp_path / "empty.mp4", "empty"),
+        "empty bytes": (b"", "empty"),
+        "truncated (index lost)": (_truncated(good, tmp_path / "cut.mp4", 0.5), "cannot open"),
+        "truncated (data lost)": (_truncated(tmp_path / "faststart.mp4", tmp_path / "cut2.mp4", 0.5), "truncated"),
+        "corrupt data": (tmp_path / "corrupt.mp4", "corrupt"),
+        "text file": (tmp_path / "notes.txt", "not a video"),
+        "random bytes": (bytes(range(256)) * 8, "cannot open"),
+        "no video stream": (tmp_path / "sound.wav", "no video stream"),
+        "zero frames": (tmp_path / "zero.avi", "no frames"),
+        "unsupported type": (3.5, "unsupported video input type"),
+    }
+    for kind, (item, reason) in cases.items():
+        with pytest.raises(OpenBindInputError, match=reason) as info:
+            VideoTransform()(item)
+            pytest.fail(f"no error for {kind}")
+        assert info.value.item is item, kind
