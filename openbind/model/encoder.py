@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openbind.config import EncoderConfig
-from openbind.model.stem import ClsPosStem
-from openbind.model.transformer import LAYER_NORM_EPS, Attention, Transformer
+from openbind.model.transformer import LAYER_NORM_EPS, Transformer
 
 
 class Head(nn.Module):
@@ -76,25 +75,37 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        """Random init for training from scratch (ViT/CLIP conventions); pretrained loads never call this."""
+        """Random init for training from scratch; pretrained loads never call this.
+
+        CLIP's scheme: projections with std width^-0.5 (residual outputs further scaled by (2 depth)^-0.5),
+        tokens 0.02, positions 0.01. With ViT's uniform 0.02 a small model starts with every input mapped to
+        nearly the same embedding and a contrastive loss sits on a long plateau before it learns anything.
+        """
+        width, depth = self.config.width, self.config.depth
+        residual_std = width**-0.5 * (2 * depth) ** -0.5
+        for module in self.trunk.blocks:
+            nn.init.normal_(module.attn.qkv.weight, std=width**-0.5)
+            nn.init.normal_(module.attn.proj.weight, std=residual_std)
+            nn.init.normal_(module.mlp.fc1.weight, std=(2 * width) ** -0.5)
+            nn.init.normal_(module.mlp.fc2.weight, std=residual_std)
+            for linear in (module.attn.qkv, module.attn.proj, module.mlp.fc1, module.mlp.fc2):
+                nn.init.zeros_(linear.bias)
+            if module.attn.bias_k is not None:
+                nn.init.normal_(module.attn.bias_k, std=0.02)
+                nn.init.normal_(module.attn.bias_v, std=0.02)
+        nn.init.normal_(self.head.proj.weight, std=width**-0.5)
         for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
+            if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
-            elif isinstance(module, ClsPosStem):
-                nn.init.normal_(module.cls_token, std=0.02)
-                nn.init.normal_(module.pos_embed, std=0.01)
-            elif isinstance(module, Attention) and module.bias_k is not None:
-                nn.init.normal_(module.bias_k, std=0.02)
-                nn.init.normal_(module.bias_v, std=0.02)
-        for name, param in self.stem.named_parameters(recurse=False):  # stems with own positions (text)
-            if name == "pos_embed":
+            elif isinstance(module, (nn.Conv2d, nn.Conv3d)) or (isinstance(module, nn.Linear) and module in self.stem.modules()):
+                module.reset_parameters()  # fan-in scaled: patches of any size start at unit scale
+        for name, param in self.stem.named_parameters():
+            if name == "cls_token":
+                nn.init.normal_(param, std=0.02)
+            elif name == "pos_embed":
                 nn.init.normal_(param, std=0.01)
         if self.log_scale is not None:
             self.log_scale.fill_(math.log(self.config.scale))

@@ -1,0 +1,148 @@
+"""Audio input pipeline throughput (files/s): WAV files -> [N, 3, 1, 128, 204] model input.
+
+Files: 44.1 kHz 16-bit WAVs of 2.6-10 s, mono and stereo, generated into a temporary directory (the kind of
+set the reference pipeline was timed on: 148 files/s single process on the development machine). Rows:
+resampler ("sinc" = reference-matching default, "soxr") x how it is driven (per-file calls, `load_audios` on
+batches of 16, a torch DataLoader with 2 worker processes). The "reference-style" row repeats the reference's
+steps with our code (libsndfile float decoding; the dense torchaudio-shaped resampling kernel, rebuilt per call,
+over the whole file and all channels; one fbank call per clip with its window and mel matrix rebuilt), so the
+speed-up can be read where the reference is not installed (torchaudio does not work here) and under the same
+load. Each cell is the median of several alternating repeats.
+
+    python benchmarks/bench_audio_inputs.py [--quick] [--files N] [--repeats R] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from openbind.io.audio import dense_sinc_kernel
+from openbind.modalities.audio.fbank import mel_filterbank
+from openbind.modalities.audio.transform import AudioTransform, clip_sample_ranges, load_audios
+
+BATCH = 16
+
+
+def make_files(directory: Path, count: int, seed: int = 0) -> list[Path]:
+    """Noisy tone mixtures, 2.6-10 s at 44.1 kHz, every other file stereo."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        duration = rng.uniform(2.6, 10.0)
+        t = np.arange(int(duration * 44100)) / 44100
+        tone = sum(np.sin(2 * np.pi * f * t) for f in rng.uniform(100, 6000, size=3)) / 4
+        channels = [tone + 0.05 * rng.standard_normal(t.size) for _ in range(1 + i % 2)]
+        path = directory / f"clip_{i:03d}.wav"
+        soundfile.write(path, np.stack(channels, axis=1).astype(np.float32), 44100, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+class _Files(Dataset):
+    def __init__(self, paths: list[Path], transform: AudioTransform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.paths[index])
+
+
+def run_per_file(paths: list[Path], transform: AudioTransform) -> None:
+    for path in paths:
+        transform(path)
+
+
+def run_batched(paths: list[Path], transform: AudioTransform) -> None:
+    for i in range(0, len(paths), BATCH):
+        load_audios(paths[i : i + BATCH], transform=transform)
+
+
+def _dense_resample(waveform: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """torchaudio's layout: every phase over the whole 2 * width + orig block, conv over the whole file."""
+    kernel, width = dense_sinc_kernel(orig_sr, new_sr)
+    new, orig = kernel.shape[0], kernel.shape[-1] - 2 * width
+    padded = torch.nn.functional.pad(waveform, (width, width + orig))
+    out = torch.nn.functional.conv1d(padded[:, None], kernel, stride=orig).transpose(1, 2)
+    return out.reshape(waveform.shape[0], -1)[:, : -(-new * waveform.shape[1] // orig)]
+
+
+def _reference_style_fbank(clip: torch.Tensor) -> torch.Tensor:
+    """One clip as torchaudio's kaldi.fbank computes it: window and mel matrix built on every call, dense."""
+    frames = clip.as_strided((1 + (clip.numel() - 400) // 160, 400), (160, 1))
+    frames = frames - frames.mean(dim=1, keepdim=True)
+    previous = torch.nn.functional.pad(frames[None], (1, 0), mode="replicate")[0, :, :-1]
+    frames = (frames - 0.97 * previous) * torch.hann_window(400, periodic=False)
+    power = torch.fft.rfft(torch.nn.functional.pad(frames, (0, 112))).abs().pow(2)
+    mel = mel_filterbank(128, 512, 16000, 20.0, 0.0)
+    return power.mm(mel).clamp_min(torch.finfo(torch.float32).eps).log()
+
+
+def run_reference_style(paths: list[Path], transform: AudioTransform) -> None:
+    """The reference's steps and cost profile, with our code: libsndfile float decoding, the dense resampling
+    kernel rebuilt and applied to the whole file, one fbank call per clip, pad and normalize per clip."""
+    for path in paths:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        waveform = torch.from_numpy(data.T.copy())
+        waveform = _dense_resample(waveform, rate, 16000)
+        clips = []
+        for start, stop in clip_sample_ranges(waveform.shape[1], 16000, 2.0, 3):
+            clip = waveform[:, start:stop]
+            clip -= clip.mean()
+            fbank = _reference_style_fbank(clip[0])
+            fbank = torch.nn.functional.pad(fbank.T, (0, 204 - fbank.shape[0]))
+            clips.append(((fbank - transform.mean) / transform.std)[None])
+        torch.stack(clips)
+
+
+def make_loader(paths: list[Path], transform: AudioTransform) -> DataLoader:
+    return DataLoader(_Files(paths, transform), batch_size=BATCH, num_workers=2, persistent_workers=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: few files, one repeat")
+    parser.add_argument("--files", type=int, default=96)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads of this process (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    count, repeats = (16, 1) if args.quick else (args.files, args.repeats)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_files(Path(tmp), count)
+        transforms = {name: AudioTransform(resampler=name) for name in ("sinc", "soxr")}
+        loaders = {name: make_loader(paths, t) for name, t in transforms.items()}
+        cases = {("sinc", "reference-style"): lambda: run_reference_style(paths, transforms["sinc"])}
+        for name, transform in transforms.items():
+            cases[(name, "per-file")] = lambda t=transform: run_per_file(paths, t)
+            cases[(name, f"load_audios x{BATCH}")] = lambda t=transform: run_batched(paths, t)
+            cases[(name, "DataLoader 2 workers")] = lambda loader=loaders[name]: sum(1 for _ in loader)
+        for case in cases.values():  # warm-up: kernel caches, worker start-up
+            case()
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+        for _ in range(repeats):
+            for key, case in cases.items():
+                start = time.perf_counter()
+                case()
+                times[key].append(time.perf_counter() - start)
+
+    print(f"{count} WAV files, 44.1 kHz, 2.6-10 s; torch threads {torch.get_num_threads()}; median of {repeats}")
+    print(f"{'resampler':<10} {'driver':<22} {'files/s':>9}")
+    for (resampler, driver), values in times.items():
+        print(f"{resampler:<10} {driver:<22} {count / statistics.median(values):>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
