@@ -119,9 +119,8 @@ def ensure_huge_checkpoint(directory: Path) -> Path:
     return directory
 
 
-def load_to_first_embedding(directory: Path, modality: str) -> dict:
-    cold = True
-    for file in directory.glob("*.safetensors"):  # evict the checkpoint (only) from the page cache
+def load_to_first_embedding(directory: Path, modality: str, cold: bool) -> dict:
+    for file in directory.glob("*.safetensors") if cold else ():  # evict the checkpoint (only) from the cache
         fd = os.open(file, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -135,7 +134,7 @@ def load_to_first_embedding(directory: Path, modality: str) -> dict:
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["page_cache"] = "checkpoint evicted (cold)" if cold else "warm"
+    result["page_cache"] = "cold (checkpoint evicted)" if cold else "warm"
     return result
 
 
@@ -148,6 +147,7 @@ def main() -> None:
     parser.add_argument("--load", action="store_true", help="also measure checkpoint -> first embedding")
     parser.add_argument("--checkpoint-dir", default=os.path.join(tempfile.gettempdir(), "openbind_huge_random"))
     parser.add_argument("--quick", action="store_true", help="tiny preset, one repeat: a smoke run")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the checkpoint -> embedding part")
     args = parser.parse_args()
     if args.quick:
         args.preset, args.repeats = "imagebind_tiny", 1
@@ -155,8 +155,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}", flush=True)
     config = openbind.get_model_config(args.preset)
     modalities = args.modalities or config.modalities
-    model = openbind.create_model(config, modalities=modalities)
+    if not args.skip_throughput:
+        measure_throughput(args, config, modalities)
+    if args.load:
+        measure_load(args, config)
 
+
+def measure_throughput(args: argparse.Namespace, config, modalities: list[str]) -> None:
+    model = openbind.create_model(config, modalities=modalities)
     headers = ["modality", "batch", "fp32 items/s", "fp32 GFLOP/s", "bf16 items/s", "bf16 GFLOP/s",
                "bf16 speed-up", "min cosine bf16 vs fp32"]  # fmt: skip
     print(" | ".join(headers), flush=True)
@@ -169,22 +175,27 @@ def main() -> None:
             f"\nvision fp32 batch 4: {frac['vision_gflops']:.1f} GFLOP/s; 4096^2 fp32 matmul: "
             f"{frac['matmul_gflops']:.1f} GFLOP/s; fraction (median of paired runs): {frac['fraction']:.3f}"
         )
-    del model
-    if args.load:
-        directory = ensure_huge_checkpoint(Path(args.checkpoint_dir)) if not args.quick else None
-        if args.quick:
-            directory = Path(tempfile.mkdtemp())
-            from openbind.weights.checkpoint import save_checkpoint
 
-            m = openbind.create_model(config)
-            save_checkpoint(m.state_dict(), m.config, directory)
+
+def measure_load(args: argparse.Namespace, config) -> None:
+    """Checkpoint on disk -> first embedding, in fresh processes: cold (checkpoint evicted) then warm."""
+    if args.quick:
+        from openbind.weights.checkpoint import save_checkpoint
+
+        directory = Path(tempfile.mkdtemp())
+        model = openbind.create_model(config)
+        save_checkpoint(model.state_dict(), model.config, directory)
+    else:
+        directory = ensure_huge_checkpoint(Path(args.checkpoint_dir))
+    for cold in (True, False):
         for modality in ("text", "vision", "all"):
-            r = load_to_first_embedding(directory, modality)
+            r = load_to_first_embedding(directory, modality, cold)
             print(
                 f"checkpoint -> first {modality} embedding: {r['first_embedding_s']:.2f} s "
                 f"(import+build+load {r['import_build_load_s']:.2f} s), peak RSS {r['peak_rss_gb']:.2f} GB, "
                 f"weights {r['weights_gb']:.2f} GB, ratio {r['peak_rss_gb'] / r['weights_gb']:.2f}, "
-                f"page cache {r['page_cache']}"
+                f"page cache {r['page_cache']}",
+                flush=True,
             )
 
 

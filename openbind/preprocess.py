@@ -3,6 +3,8 @@
 Each function takes one item or a list and returns the batch tensor the model expects, computed exactly as
 the reference pipeline does by default; keyword options are passed to the modality's transform (see
 `docs/modalities/`). `on_error="skip"` keeps every good item and reports the bad ones (a `BatchResult`).
+For large jobs, `loader(modality, items, num_workers=N)` decodes in worker processes and yields
+`BatchResult`s (good items stacked, bad ones listed), never stopping on a bad file.
 
     vision(items)  -> [N, 3, 224, 224]          audio(items) -> [N, 3, 1, 128, 204]
     video(items)   -> [N, 15, 3, 2, 224, 224]   text(strings) -> [N, 77]
@@ -12,12 +14,14 @@ the reference pipeline does by default; keyword options are passed to the modali
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
-from openbind.modalities.batch import BatchResult, OnError
+from openbind.errors import OpenBindInputError
+from openbind.modalities.batch import BatchResult, ItemFailure, OnError
 
 
 def vision(items: Any, *, on_error: OnError = "raise", **options: Any) -> torch.Tensor | BatchResult:
@@ -60,3 +64,92 @@ def imu(items: Any, *, on_error: OnError = "raise", **options: Any) -> torch.Ten
     from openbind.modalities.imu.transform import ImuTransform, load_imus
 
     return load_imus(items, transform=ImuTransform(**options), on_error=on_error)
+
+
+def transform_for(modality: str, **options: Any) -> Callable[[Any], torch.Tensor]:
+    """The per-item transform of a modality (its reference defaults, overridden by `options`)."""
+    if modality == "vision":
+        from openbind.modalities.vision.transform import ImageTransform
+
+        return ImageTransform(**options)
+    if modality == "video":
+        from openbind.modalities.vision.video import VideoTransform
+
+        return VideoTransform(**options)
+    if modality == "audio":
+        from openbind.modalities.audio.transform import AudioTransform
+
+        return AudioTransform(**options)
+    if modality == "text":
+        return _TextItem(**options)
+    if modality == "depth":
+        from openbind.modalities.depth.transform import DepthTransform
+
+        return DepthTransform(**options)
+    if modality == "thermal":
+        from openbind.modalities.thermal.transform import ThermalTransform
+
+        return ThermalTransform(**options)
+    if modality == "imu":
+        from openbind.modalities.imu.transform import ImuTransform
+
+        return _FirstWindow(ImuTransform(**options)) if options.get("clips", 1) == 1 else ImuTransform(**options)
+    raise OpenBindInputError(modality, "unknown modality: use vision, video, audio, text, depth, thermal or imu")
+
+
+class _TextItem:
+    def __init__(self, context_length: int = 77):
+        self.context_length = context_length
+
+    def __call__(self, item: Any) -> torch.Tensor:
+        return text([item], context_length=self.context_length)[0]
+
+
+class _FirstWindow:
+    """One IMU window per item gives [6, 2000] (as `imu()` returns), not [1, 6, 2000]."""
+
+    def __init__(self, transform: Callable[[Any], torch.Tensor]):
+        self.transform = transform
+
+    def __call__(self, item: Any) -> torch.Tensor:
+        return self.transform(item)[0]
+
+
+class ItemDataset(Dataset):
+    """Items of one modality -> (index, model input) or, for a bad item, its `ItemFailure` (never raises for bad
+    input, so a DataLoader with worker processes keeps going)."""
+
+    def __init__(self, modality: str, items: Sequence[Any], transform: Callable[[Any], torch.Tensor] | None = None):
+        self.items = list(items)
+        self.transform = transform or transform_for(modality)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor] | ItemFailure:
+        try:
+            return i, self.transform(self.items[i])
+        except OpenBindInputError as error:
+            return ItemFailure(i, self.items[i], error)
+
+
+def collate_items(batch: Sequence[tuple[int, torch.Tensor] | ItemFailure]) -> BatchResult:
+    """Stack the good items of a batch; `kept` holds their dataset indices, `failed` the bad ones."""
+    good = [x for x in batch if not isinstance(x, ItemFailure)]
+    failed = [x for x in batch if isinstance(x, ItemFailure)]
+    tensor = torch.stack([t for _, t in good]) if good else torch.empty(0)
+    return BatchResult(tensor, [i for i, _ in good], failed)
+
+
+def loader(
+    modality: str,
+    items: Sequence[Any],
+    *,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    transform: Callable[[Any], torch.Tensor] | None = None,
+    **options: Any,
+) -> DataLoader:
+    """A DataLoader over `items` yielding `BatchResult`s, decoding in `num_workers` processes."""
+    dataset = ItemDataset(modality, items, transform or transform_for(modality, **options))
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_items)

@@ -15,7 +15,7 @@ from PIL import Image, ImageFilter
 
 from openbind.errors import OpenBindInputError
 from openbind.world import ACTIVITIES, ENVIRONMENTS, OBJECTS, WorldInfo, render, write_world
-from openbind.world.generate import IMU_RATE_HZ, IMU_SECONDS, VIDEO_FPS, VIDEO_SECONDS
+from openbind.world.generate import GALLERY_PER_COMBO, IMU_RATE_HZ, IMU_SECONDS, VIDEO_FPS, VIDEO_SECONDS
 
 SMALL = dict(
     train_per_class=2, test_per_class=1, align_per_combo=1, videos_train_per_activity=1,
@@ -64,7 +64,7 @@ def test_counts_match_the_arguments(world):
         "audio_test": N_OBJ, "depth_test": N_OBJ, "thermal_test": N_OBJ, "scenes_test": N_OBJ,
         "eval_image_test": N_OBJ, "eval_audio_test": N_OBJ, "eval_depth_test": N_OBJ, "eval_thermal_test": N_OBJ,
         "imu_train": N_ACT, "imu_test": N_ACT, "eval_video_test": N_ACT, "eval_imu_test": N_ACT,
-        "arithmetic_test": N_OBJ * N_ENV, "arithmetic_gallery_test": N_OBJ * N_ENV,
+        "arithmetic_test": N_OBJ * N_ENV, "arithmetic_gallery_test": N_OBJ * N_ENV * GALLERY_PER_COMBO,
     }
     assert world.counts == expected
     assert {name: len(_rows(world, name)) for name in world.manifests} == expected

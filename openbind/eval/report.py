@@ -38,12 +38,14 @@ def write_report(
     title: str,
     plots: bool = True,
     schema: str | None = None,
+    summary: str | None = None,
 ) -> list[Path]:
     """Write report.json, report.md and (with matplotlib) PNG plots into `out_dir`; return the paths.
 
     `schema="quickstart"` first checks that the results have the keys and value types the quickstart promises
     (top-1 fractions for image/audio/depth/thermal/imu, their chance levels, retrieval, both arithmetic hit
     rates, seconds with a total) and raises OpenBindInputError listing every problem, writing nothing.
+    `summary` is a paragraph printed under the title (what the numbers show).
     """
     if schema is not None and schema not in SCHEMAS:
         raise ValueError(f"unknown report schema {schema!r}; known: {SCHEMAS}")
@@ -62,7 +64,7 @@ def write_report(
         except ImportError:
             note = "Plots skipped: matplotlib is not installed (`pip install matplotlib`)."
     md_path = out_dir / "report.md"
-    atomic_write_text(md_path, render_markdown(data, title=title, images=images, note=note))
+    atomic_write_text(md_path, render_markdown(data, title=title, images=images, note=note, summary=summary))
     return [json_path, md_path, *(path for _, path in images)]
 
 
@@ -136,10 +138,15 @@ def validate_quickstart(data: Mapping[str, Any]) -> None:
 
 
 def render_markdown(
-    data: Mapping[str, Any], *, title: str, images: Sequence[tuple[str, Path]] = (), note: str | None = None
+    data: Mapping[str, Any],
+    *,
+    title: str,
+    images: Sequence[tuple[str, Path]] = (),
+    note: str | None = None,
+    summary: str | None = None,
 ) -> str:
     """The markdown report of JSON-safe results (see the module docstring for the sections)."""
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", ""] + ([summary, ""] if summary else [])
     for section in (_zero_shot_table(data), _retrieval_table(data), _arithmetic_table(data), _seconds_table(data)):
         lines.extend(section)
     if images or note:

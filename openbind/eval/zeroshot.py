@@ -9,7 +9,7 @@ different things (a mean of their embeddings would describe none of them).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,10 +164,12 @@ def evaluate_zero_shot(
     batch_size: int = 32,
     progress: bool = True,
     num_workers: int = 0,
+    transform: Callable[[Any], torch.Tensor] | None = None,
 ) -> ZeroShotResult:
     """Embed `items` (skipping bad ones, listed in `skipped`), classify them zero-shot and score them.
 
-    `labels` are class indices or class (display) names.
+    `labels` are class indices or class (display) names; `transform` replaces the modality's default loader
+    (see `embed_items`).
     """
     displays, _ = _class_names(classnames)
     if len(labels) != len(items):
@@ -181,7 +183,8 @@ def evaluate_zero_shot(
     labels = _labels_tensor(labels, len(displays), len(items))
     classifier = build_classifier(model, classnames, templates, progress=progress)
     embedded = embed_items(
-        model, modality, items, batch_size=batch_size, progress=progress, num_workers=num_workers, on_error="skip"
+        model, modality, items, batch_size=batch_size, progress=progress, num_workers=num_workers, on_error="skip",
+        transform=transform,
     )
     if not embedded.kept:
         raise OpenBindInputError(modality, f"none of the {len(items)} items could be embedded")

@@ -424,7 +424,7 @@ class Trainer:
                 loss, accuracy = self._loss(batch)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        f"the loss became {float(loss)} at step {self.step}: stopped. The last good checkpoint is "
+                        f"the loss became {loss.item()} at step {self.step}: stopped. The last good checkpoint is "
                         f"kept in {self.out / 'checkpoints'} (resume with --resume); try a lower --lr, a smaller "
                         "--grad-clip or --precision fp32"
                     )

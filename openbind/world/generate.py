@@ -39,6 +39,9 @@ VIDEO_SECONDS = 2.5
 VIDEO_START_S = (IMU_SECONDS - VIDEO_SECONDS) / 2.0  # the video covers the middle of its IMU recording
 JPEG_QUALITY = 90
 AMBIENCE_PER_ENVIRONMENT = 3
+# Several gallery images per (object, environment), so that an image-only query's top 5 can be filled
+# by its own environment and the arithmetic test measures whether the sound moves it to the target one.
+GALLERY_PER_COMBO = 5
 FORMAT_VERSION = 1
 
 # Random streams (the second seed word); train and test never share one.
@@ -90,7 +93,7 @@ def write_world(
     out_dir: str | os.PathLike,
     *,
     seed: int = 0,
-    train_per_class: int = 20,
+    train_per_class: int = 40,
     test_per_class: int = 20,
     align_per_combo: int = 20,
     videos_train_per_activity: int = 20,
@@ -106,9 +109,9 @@ def write_world(
     Per object class: `train_per_class` training scenes for each bound pair (image+audio, image+depth,
     image+thermal; separate scenes per pair, environments balanced) and `test_per_class` test scenes
     rendered in every modality. The image-text set has `align_per_combo` images of every (object,
-    environment) pair plus one frame of every training video captioned with its activity. Per activity:
-    `videos_*_per_activity` ego-motion videos with their IMU. Embedding arithmetic gets a gallery of one
-    image per (object, environment) and `arithmetic_per_combo` queries per (object, environment): an
+    environment) pair plus three frames of every training video captioned with its activity. Per activity:
+    `videos_*_per_activity` ego-motion videos with their IMU. Embedding arithmetic gets a gallery of
+    GALLERY_PER_COMBO images per (object, environment) and `arithmetic_per_combo` queries per (object, environment): an
     image of the object there plus an ambience-only sound of another environment, cycling through the
     other environments. An existing non-empty `out_dir` is an error unless `overwrite`.
     """
@@ -193,7 +196,7 @@ class _Builder:
         for split, per in (("train", videos_train_per_activity), ("test", videos_test_per_activity)):
             for a, k in itertools.product(range(n_act), range(per)):
                 jobs.append(partial(self.video, split, a * per + k, a, (k + a) % n_env))
-        for i, (o, e) in enumerate(combos):
+        for i, (o, e) in enumerate(c for c in combos for _ in range(GALLERY_PER_COMBO)):
             jobs.append(partial(self.gallery, i, o, e))
         for i in range(n_env * AMBIENCE_PER_ENVIRONMENT):
             jobs.append(partial(self.ambience, i, i % n_env))
