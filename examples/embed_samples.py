@@ -85,11 +85,10 @@ def main() -> None:
     emb["video"] = model.embed(vision=video)["vision"]
 
     print(f"model {args.model}: joint dim {model.config.embed_dim}; sample files in {out}/\n")
-    print(f"{'input':<10} {'items':>5}  {'shape':<12} {'norm':>6}  model input")
-    shapes = {"video": tuple(video.shape[1:])}
+    print(f"{'input':<10} {'items':>5}  {'embedding':<10} {'norm':>6}")
     for name, vectors in emb.items():
-        shape = shapes.get(name) or ("77 token ids" if name == "text" else "")
-        print(f"{name:<10} {vectors.shape[0]:>5}  {str(tuple(vectors.shape)):<12} {float(vectors.norm(dim=-1).mean()):6.3f}  {shape}")
+        print(f"{name:<10} {vectors.shape[0]:>5}  {str(tuple(vectors.shape)):<10} {float(vectors.norm(dim=-1).mean()):6.3f}")
+    print(f"(the video went through the vision tower as {video.shape[1]} clips x crops of 2 frames, averaged)")
 
     image = openbind.preprocess.vision(samples["vision"])
     as_clip = model.embed(vision=image.unsqueeze(2).repeat(1, 1, 2, 1, 1))["vision"]

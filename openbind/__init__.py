@@ -6,6 +6,7 @@
     emb["audio"] @ emb["text"].T
 """
 
+from openbind import preprocess
 from openbind.config import EncoderConfig, ModelConfig
 from openbind.errors import CheckpointError, OpenBindInputError
 from openbind.factory import create_model, get_model_config, list_models
@@ -23,6 +24,7 @@ __all__ = [
     "get_model_config",
     "list_models",
     "load_official_state_dict",
+    "preprocess",
     "tokenize",
 ]
 __version__ = "0.1.0"
