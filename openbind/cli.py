@@ -79,6 +79,7 @@ def _add_train_options(parser: argparse.ArgumentParser, stage: str) -> None:
 def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from openbind.train.distributed import cleanup
     from openbind.train.trainer import TrainConfig, Trainer
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -86,7 +87,10 @@ def _train(args: argparse.Namespace) -> int:
     if values.get("grad_clip") == 0:
         values["grad_clip"] = None
     config = TrainConfig(stage=args.stage, **values)
-    model_dir = Trainer(config).fit(resume=args.resume)
+    trainer = Trainer(config)
+    model_dir = trainer.fit(resume=args.resume)
+    del trainer  # DistributedDataParallel must go before its process group
+    cleanup()
     print(f"trained model: {model_dir}")
     return 0
 

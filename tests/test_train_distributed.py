@@ -100,6 +100,8 @@ torch.distributed.all_gather_object(all_results, results)
 if info.is_main:
     with open(sys.argv[1], "w") as f:
         json.dump(all_results, f)
+del ddp, model, reference  # DDP's reducer must go before its process group, or gloo may abort at exit
+barrier()
 cleanup()
 '''
 
