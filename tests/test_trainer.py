@@ -118,3 +118,16 @@ def test_cli_train_help_explains_every_option(capsys):
     for option in ("--train", "--out", "--modality", "--init", "--resume", "--finetune", "--cache-anchors"):
         assert option in text
     assert trainer_module.TrainConfig.__doc__
+
+
+def test_cli_eval_zeroshot_on_a_run(world, aligned, tmp_path, capsys):
+    from openbind import cli
+
+    out = tmp_path / "zs.json"
+    argv = ["eval", "zeroshot", "--model", str(aligned), "--modality", "image", "--data",
+            str(world.manifests["eval_image_test"]), "--classes", str(world.out_dir / "classes" / "objects.txt"),
+            "--json", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "top-1" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["num_items"] == len(world.objects) and 0.0 <= result["top1"] <= 1.0
