@@ -15,6 +15,7 @@ For large jobs, `loader(modality, items, num_workers=N)` decodes in worker proce
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -81,7 +82,7 @@ def transform_for(modality: str, **options: Any) -> Callable[[Any], torch.Tensor
 
         return AudioTransform(**options)
     if modality == "text":
-        return _TextItem(**options)
+        return TextTokens(**options)
     if modality == "depth":
         from openbind.modalities.depth.transform import DepthTransform
 
@@ -93,23 +94,26 @@ def transform_for(modality: str, **options: Any) -> Callable[[Any], torch.Tensor
     if modality == "imu":
         from openbind.modalities.imu.transform import ImuTransform
 
-        return _FirstWindow(ImuTransform(**options)) if options.get("clips", 1) == 1 else ImuTransform(**options)
+        return FirstClip(ImuTransform(**options)) if options.get("clips", 1) == 1 else ImuTransform(**options)
     raise OpenBindInputError(modality, "unknown modality: use vision, video, audio, text, depth, thermal or imu")
 
 
-class _TextItem:
-    def __init__(self, context_length: int = 77):
-        self.context_length = context_length
+@dataclass(frozen=True)
+class TextTokens:
+    """One caption -> int64 [context_length] CLIP token ids."""
+
+    context_length: int = 77
 
     def __call__(self, item: Any) -> torch.Tensor:
         return text([item], context_length=self.context_length)[0]
 
 
-class _FirstWindow:
-    """One IMU window per item gives [6, 2000] (as `imu()` returns), not [1, 6, 2000]."""
+@dataclass(frozen=True)
+class FirstClip:
+    """Keep clip 0 of a transform that returns [clips, ...] (one IMU window -> [6, 2000]; training pairs one
+    clip with one clip)."""
 
-    def __init__(self, transform: Callable[[Any], torch.Tensor]):
-        self.transform = transform
+    transform: Callable[[Any], torch.Tensor]
 
     def __call__(self, item: Any) -> torch.Tensor:
         return self.transform(item)[0]

@@ -33,7 +33,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from openbind.errors import OpenBindInputError
-from openbind.manifest import MODALITIES, TEXT, Manifest
+from openbind.manifest import MODALITIES, Manifest
+from openbind.preprocess import FirstClip, transform_for
 from openbind.utils import atomic_open, atomic_path
 
 logger = logging.getLogger("openbind")
@@ -44,30 +45,8 @@ ANCHORS = ("image", "video")
 # --- Default transforms --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FirstClip:
-    """Keep clip 0 of a transform that returns [clips, ...]: training pairs one clip with one clip."""
-
-    transform: Callable[[Any], torch.Tensor]
-
-    def __call__(self, item: Any) -> torch.Tensor:
-        return self.transform(item)[0]
-
-
-@dataclass(frozen=True)
-class TextTokens:
-    """A caption -> int64 [context_length] CLIP token ids."""
-
-    context_length: int = 77
-
-    def __call__(self, caption: str) -> torch.Tensor:
-        from openbind.tokenizer import tokenize
-
-        return tokenize(caption, context_length=self.context_length)[0]
-
-
 def default_transform(modality: str) -> Callable[[Any], torch.Tensor]:
-    """The training transform of each modality; per item:
+    """The training transform of each manifest column; per item:
 
     image [3,224,224] (the reference image transform); video [3,2,224,224] (one 2 s clip from the start, 2
     frames, center crop); text [77] token ids; audio [1,128,204] (one 2 s clip from the start: the same span
@@ -76,31 +55,13 @@ def default_transform(modality: str) -> Callable[[Any], torch.Tensor]:
     IMU files without timestamps need `ImuTransform(sample_rate=...)`).
     """
     if modality == "image":
-        from openbind.modalities.vision.transform import ImageTransform
-
-        return ImageTransform()
+        return transform_for("vision")
     if modality == "video":
-        from openbind.modalities.vision.video import VideoTransform
-
-        return FirstClip(VideoTransform(clips_per_video=1, crops=1))
-    if modality == TEXT:
-        return TextTokens()
+        return FirstClip(transform_for("video", clips_per_video=1, crops=1))
     if modality == "audio":
-        from openbind.modalities.audio.transform import AudioTransform
-
-        return FirstClip(AudioTransform(clips_per_file=1))
-    if modality == "depth":
-        from openbind.modalities.depth.transform import DepthTransform
-
-        return DepthTransform()
-    if modality == "thermal":
-        from openbind.modalities.thermal.transform import ThermalTransform
-
-        return ThermalTransform()
-    if modality == "imu":
-        from openbind.modalities.imu.transform import ImuTransform
-
-        return FirstClip(ImuTransform())
+        return FirstClip(transform_for("audio", clips_per_file=1))
+    if modality in MODALITIES:  # text, depth, thermal, imu
+        return transform_for(modality)
     raise OpenBindInputError(modality, f"unknown modality; expected one of {list(MODALITIES)}")
 
 
