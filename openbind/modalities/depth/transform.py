@@ -17,7 +17,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from openbind.errors import OpenBindInputError
+from openbind.io.image import DEFAULT_MAX_PIXELS
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
+from openbind.modalities.vision.transform import ImageTransform
 
 IMAGE_SIZE = 224
 # Kinect v1 stereo baseline in metres (the "kv1"/"kv2" entries of Omnivore's SUN RGB-D disparity script,
@@ -26,12 +29,7 @@ KINECT_BASELINE_M = 0.075
 KINECT_FOCAL_PX = 518.857901
 # Omnivore's SUN RGB-D recipe: DepthNorm(max_depth=75, clamp_max_before_scale=True) on the disparity.
 OMNIVORE_MAX_DISPARITY = 75.0
-# The reference image transform's CLIP statistics (FACTS.md section 3), for the image half of an RGB-D pair.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-# PIL's own refusal threshold (2 * its default Image.MAX_IMAGE_PIXELS), applied whatever PIL's global setting.
-MAX_PIXELS = 178_956_970
+MAX_PIXELS = DEFAULT_MAX_PIXELS  # PIL's own refusal threshold, applied whatever PIL's global setting
 RESIZED_PIXEL_LIMIT = IMAGE_SIZE * IMAGE_SIZE * 64  # an aspect ratio of 64:1
 
 _RESAMPLE = {
@@ -54,13 +52,9 @@ def crop_geometry(height: int, width: int, size: int = IMAGE_SIZE) -> tuple[tupl
     """
     if height <= 0 or width <= 0:
         raise OpenBindInputError((height, width), "image size must be positive")
-    if height <= width:
-        resized = (size, int(size * width / height))
-    else:
-        resized = (int(size * height / width), size)
-    top = int(round((resized[0] - size) / 2.0))
-    left = int(round((resized[1] - size) / 2.0))
-    return resized, (top, left)
+    geometry = ImageTransform(size=size)  # the image transform's own rule, so the boxes cannot drift apart
+    resized_w, resized_h = geometry.resized_size(width, height)
+    return (resized_h, resized_w), geometry.crop_offsets(resized_w, resized_h)
 
 
 def resize_center_crop(image: Image.Image, resample: str) -> Image.Image:
