@@ -76,6 +76,8 @@ def main() -> None:
             runner = torch.compile(encoder, dynamic=False) if mode == "compiled" else encoder
             for dtype in args.dtypes:
                 for batch in args.batches:
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
                     x = example_input(modality, enc_config, batch, device=str(device))
                     items = x.flatten(0, 1) if clips > 1 else x
 
