@@ -83,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
     from openbind.train.trainer import TrainConfig, Trainer
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names}
+    values = {k: v for k, v in vars(args).items() if k in names and k != "stage"}  # the subcommand is stage
     if values.get("grad_clip") == 0:
         values["grad_clip"] = None
     config = TrainConfig(stage=args.stage, **values)

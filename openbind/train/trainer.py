@@ -37,7 +37,7 @@ from openbind.train.data import (
     make_loader,
     module_fingerprint,
 )
-from openbind.train.distributed import DistInfo, barrier, init_distributed
+from openbind.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from openbind.train.finetune import apply_lora, freeze, unfreeze_last_blocks
 from openbind.train.loss import contrastive_accuracy, contrastive_loss
 from openbind.manifest import read_manifest
@@ -187,8 +187,10 @@ class Trainer:
         self.dist = dist or init_distributed()
         self.out = Path(config.out)
         self.device = self.dist.device
-        torch.manual_seed(config.seed + self.dist.rank)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank (frozen towers are not in DDP)
         self.model = self._build_model()
+        if self.dist.rank:
+            torch.manual_seed(config.seed + self.dist.rank)  # a different drop-path stream per rank
         self.datasets = self._build_datasets()
         self.caches = self._build_caches() if self._uses_cache else None
         self.towers = PairTowers(self.model.encoders[ANCHOR_ENCODER], self.model.encoders[self.other_encoder])
@@ -276,9 +278,11 @@ class Trainer:
         for i, dataset in enumerate(self.datasets):
             base = self._base(dataset)
             path = self.out / "cache" / f"anchors_{i}_{base.manifest.fingerprint[:12]}.npy"
-            cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
-            if self.dist.is_main and not cache.complete:
-                self._fill_cache(cache, base)
+            cache = None  # rank 0 alone opens it first: another rank opening a missing cache would reset it
+            if self.dist.is_main:
+                cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
+                if not cache.complete:
+                    self._fill_cache(cache, base)
             barrier()
             if not self.dist.is_main:
                 cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
@@ -422,9 +426,11 @@ class Trainer:
                     self.position = {"epoch": epoch, "batch": batch["batch"] + 1}
                     continue
                 loss, accuracy = self._loss(batch)
-                if not torch.isfinite(loss):
+                # local_loss: each rank holds its own share; the mean over ranks is the global batch's loss
+                reported = all_reduce_mean(loss) if config.local_loss else loss.detach()
+                if not torch.isfinite(reported):
                     raise TrainingDiverged(
-                        f"the loss became {loss.item()} at step {self.step}: stopped. The last good checkpoint is "
+                        f"the loss became {reported.item()} at step {self.step}: stopped. The last good checkpoint is "
                         f"kept in {self.out / 'checkpoints'} (resume with --resume); try a lower --lr, a smaller "
                         "--grad-clip or --precision fp32"
                     )
@@ -443,14 +449,14 @@ class Trainer:
                 if log is not None and (self.step % config.log_every == 0 or self.step == self.total_steps):
                     elapsed = time.perf_counter() - start
                     record = {
-                        "step": self.step, "epoch": epoch, "loss": loss.item(), "accuracy": accuracy.item(),
+                        "step": self.step, "epoch": epoch, "loss": reported.item(), "accuracy": accuracy.item(),
                         "lr": self.scheduler.get_last_lr()[0], "samples_per_s": samples / max(elapsed, 1e-9),
                         "grad_norm": float(grad_norm) if grad_norm is not None else None,
                         "bad_items": batch["num_bad"],
                     }  # fmt: skip
                     log.write(json.dumps(record) + "\n")
                     log.flush()
-                    bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{accuracy.item():.2f}")
+                    bar.set_postfix(loss=f"{reported.item():.3f}", acc=f"{accuracy.item():.2f}")
                 bar.update(1)
                 if self.step % config.save_every == 0 and self.step < self.total_steps:
                     self.save()
