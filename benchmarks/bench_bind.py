@@ -160,8 +160,8 @@ def run_worker(spec: dict) -> None:
         sync()
         stamps.append(time.perf_counter())
 
-    def recorded_loss(batch):
-        loss, accuracy = real_loss(batch)
+    def recorded_loss(batch, size):
+        loss, accuracy = real_loss(batch, size)
         losses.append(loss.detach())
         return loss, accuracy
 

@@ -42,16 +42,25 @@ def load_audio(item: Any) -> tuple[torch.Tensor, int]:
     """
     if is_array_pair(item):
         waveform, sample_rate = _from_array(item)
-    elif isinstance(item, (str, os.PathLike)):
+        _check_waveform(item, waveform, sample_rate)
+        return waveform, sample_rate
+    return decode_audio_source(item, audio_source(item))
+
+
+def audio_source(item: Any) -> str | bytes:
+    """What to decode for a path, bytes or binary file object item: the path as a string, or the bytes (a file
+    object is read to its end). Raises OpenBindInputError for anything else, a missing or empty file, or a file
+    object that cannot be read or is in text mode."""
+    if isinstance(item, (str, os.PathLike)):
         path = Path(item)
         if not path.is_file():
             raise OpenBindInputError(item, "no such audio file")
         if path.stat().st_size == 0:
             raise OpenBindInputError(item, "the file is empty")
-        waveform, sample_rate = _decode(item, str(path))
-    elif isinstance(item, (bytes, bytearray, memoryview)):
-        waveform, sample_rate = _decode(item, bytes(item))
-    elif hasattr(item, "read"):
+        return str(path)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if hasattr(item, "read"):
         if isinstance(item, io.TextIOBase):
             raise OpenBindInputError(item, "file object must be opened in binary mode ('rb')")
         try:
@@ -60,13 +69,17 @@ def load_audio(item: Any) -> tuple[torch.Tensor, int]:
             raise OpenBindInputError(item, f"cannot read the file object: {error}") from error
         if not isinstance(data, (bytes, bytearray)):
             raise OpenBindInputError(item, "file object must be opened in binary mode ('rb')")
-        waveform, sample_rate = _decode(item, bytes(data))
-    else:
-        raise OpenBindInputError(
-            item,
-            f"unsupported audio item of type {type(item).__name__}; give a path, bytes, a binary file object "
-            "or an (array, sample_rate) pair",
-        )
+        return bytes(data)
+    raise OpenBindInputError(
+        item,
+        f"unsupported audio item of type {type(item).__name__}; give a path, bytes, a binary file object "
+        "or an (array, sample_rate) pair",
+    )
+
+
+def decode_audio_source(item: Any, source: str | bytes) -> tuple[torch.Tensor, int]:
+    """`load_audio` of what `audio_source(item)` returned (errors name `item`)."""
+    waveform, sample_rate = _decode(item, source)
     _check_waveform(item, waveform, sample_rate)
     return waveform, sample_rate
 
@@ -147,6 +160,77 @@ def _read_soundfile(source: str | bytes) -> tuple[torch.Tensor, int]:
         return waveform, int(file.samplerate)
 
 
+_PCM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
+
+
+class PcmReader:
+    """Integer-PCM audio that libsndfile reads (WAV, FLAC, AIFF, ...), open for reading sample ranges, so that a
+    caller needing part of a file (the audio transform's clips) decodes and converts only that part. Samples are
+    the ones `load_audio` gives. `PcmReader.open` returns None for anything else (float or compressed lossy
+    data, no frames, not seekable, unreadable): those go through `load_audio`, which also reports the errors.
+    Integer PCM is always finite, so nothing needs the NaN check.
+    """
+
+    def __init__(self, file: Any):
+        self._file = file
+        self.frames, self.sample_rate, self.channels = int(file.frames), int(file.samplerate), int(file.channels)
+        self._int16 = file.subtype == "PCM_16"
+
+    @classmethod
+    def open(cls, source: str | bytes) -> PcmReader | None:
+        import soundfile
+
+        try:
+            file = soundfile.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+        except Exception:  # libsndfile reports every unreadable input its own way; load_audio explains
+            return None
+        if (
+            file.subtype not in _PCM_SUBTYPES
+            or file.frames <= 0
+            or file.channels <= 0
+            or file.samplerate <= 0
+            or not file.seekable()
+        ):
+            file.close()
+            return None
+        return cls(file)
+
+    def __enter__(self) -> PcmReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def read_signals(self, start: int, stop: int, first: torch.Tensor, mean: torch.Tensor | None) -> bool:
+        """Write samples [start, stop) of channel 0 into `first` and, unless None, the mean over all channels
+        into `mean` (float32 views of stop - start samples). False when the file holds fewer samples than its
+        header says (truncated): read it whole with `load_audio` then."""
+        count = stop - start
+        if count <= 0:
+            return True
+        self._file.seek(start)
+        if self._int16:  # scaling int16 here is 10x faster than libsndfile's float conversion, same floats
+            data = torch.from_numpy(self._file.read(count, dtype="int16", always_2d=True))
+            if data.shape[0] != count:
+                return False
+            torch.mul(data[:, 0], 1.0 / 32768, out=first)
+            if mean is None:
+                return True
+            if self.channels == 2:  # (a + b) / 2^16 is exact: the mean of the two float samples, bit for bit
+                mean.copy_(data[:, 0]).add_(data[:, 1]).mul_(1.0 / 65536)
+                return True
+            waveform = torch.empty(data.shape[::-1]).copy_(data.T).mul_(1.0 / 32768)
+        else:
+            data = self._file.read(count, dtype="float32", always_2d=True)
+            if data.shape[0] != count:
+                return False
+            waveform = torch.from_numpy(np.ascontiguousarray(data.T))
+            first.copy_(waveform[0])
+        if mean is not None:
+            torch.mean(waveform, dim=0, out=mean)
+        return True
+
+
 class _NoAudioStream(Exception):
     pass
 
@@ -218,65 +302,97 @@ def resample_sinc_ranges(
     each range: [channels, stop - start] each.
 
     Ranges must lie within [0, sinc_resampled_length(...)]. Each output sample only depends on nearby input,
-    so computing a range gives exactly the values the whole signal would have there. All ranges of all channels go through the same few conv calls (one signal, batch
-    1: oneDNN's fast path here): the input pieces they need are laid end to end, each starting on a block
-    boundary, since per-call overhead dominated when each range had its own calls.
+    so computing a range gives exactly the values the whole signal would have there.
     """
     if orig_sr == new_sr or not ranges:
         return [waveform[:, start:stop] for start, stop in ranges]
-    plan = _sinc_plan(orig_sr, new_sr)
-    orig, new = plan.orig, plan.new
-    length = waveform.shape[1]
-    pieces = []  # (channel, first block, blocks, where the piece starts in `joined`) per channel and range
-    size = 0
-    for channel in range(waveform.shape[0]):
-        for start, stop in ranges:
-            first_block = start // new
-            blocks = -(-stop // new) - first_block
-            pieces.append((channel, first_block, blocks, size))
-            size += (blocks - 1) * orig + -(-plan.extent // orig) * orig
-    joined = waveform.new_zeros(1, 1, size)
-    for channel, first_block, blocks, at in pieces:
+    rows, length = waveform.shape
+    job = SincJob(orig_sr, new_sr, ranges, rows)
+    for row in range(rows):
+        for index in range(len(ranges)):
+            lo, hi, dest = job.slot(row, index, length)
+            dest.copy_(waveform[row, lo:hi])
+    job.run()
+    return [torch.stack([job.output(row, index) for row in range(rows)]) for index in range(len(ranges))]
+
+
+class SincJob:
+    """Output ranges [start, stop) of `rows` signals through the "sinc" resampler, all in one batched matmul.
+
+    Every (row, range) gets a piece of one zero-filled input buffer, starting on a block boundary (per-call
+    overhead dominated when each range had its own calls). `slot` says which input samples go where (the rest
+    stays zero: the reference's padding), `run` computes, `output` returns a range's samples of one row.
+    """
+
+    def __init__(self, orig_sr: int, new_sr: int, ranges: list[tuple[int, int]], rows: int):
+        self.plan = plan = _sinc_plan(orig_sr, new_sr)
+        self.ranges = list(ranges)
+        reserve = -(-plan.extent // plan.orig) - 1  # blocks after its last one that a piece keeps free
+        self._pieces: list[tuple[int, int, int]] = []  # (first block, blocks, where it starts in the buffer)
+        size = 0
+        for _ in range(rows):
+            for start, stop in self.ranges:
+                first_block = start // plan.new
+                blocks = -(-stop // plan.new) - first_block
+                self._pieces.append((first_block, blocks, size))
+                size += (blocks + reserve) * plan.orig
+        self._blocks = max((size - plan.extent) // plan.orig + 1, _MIN_BLOCKS)
+        self.buffer = torch.zeros((self._blocks + reserve) * plan.orig)
+        self._out: torch.Tensor | None = None
+
+    def slot(self, row: int, index: int, length: int) -> tuple[int, int, torch.Tensor]:
+        """`(lo, hi, view)`: input samples [lo, hi) of signal `row` (`length` samples long) that range `index`
+        reads, and the buffer view to copy them into."""
+        first_block, blocks, at = self._pieces[row * len(self.ranges) + index]
+        plan = self.plan
         # Block j reads the reference's zero-padded input from j * orig on, i.e. input sample j * orig - width.
-        lo = first_block * orig - plan.width
-        src_lo, src_hi = max(lo, 0), min(lo + (blocks - 1) * orig + plan.extent, length)
-        if src_hi > src_lo:
-            joined[0, 0, at + src_lo - lo : at + src_hi - lo] = waveform[channel, src_lo:src_hi]
-    _, _, last_blocks, last_at = pieces[-1]
-    reach = (last_at // orig + last_blocks - 1) * orig  # where the last needed block starts
-    phases = [
-        torch.nn.functional.conv1d(joined[..., tap : tap + reach + weight.shape[-1]], weight, stride=orig)
-        for tap, weight in plan.chunks
-    ]
-    out = torch.cat(phases, dim=1)[0].T.reshape(-1)  # block-major: output j * new + p
-    results = [[] for _ in ranges]
-    for index, (_, first_block, _, at) in enumerate(pieces):
-        start, stop = ranges[index % len(ranges)]
-        offset = at // orig * new - first_block * new
-        results[index % len(ranges)].append(out[offset + start : offset + stop])
-    return [torch.stack(rows) for rows in results]
+        lo = first_block * plan.orig - plan.width
+        src_lo, src_hi = max(lo, 0), min(lo + (blocks - 1) * plan.orig + plan.extent, length)
+        src_hi = max(src_hi, src_lo)
+        return src_lo, src_hi, self.buffer[at + src_lo - lo : at + src_hi - lo]
+
+    def run(self) -> None:
+        plan = self.plan
+        groups, span = plan.weight.shape[:2]
+        view = self.buffer.as_strided((groups, self._blocks, span), (plan.stride, plan.orig, 1), plan.first)
+        out = torch.bmm(view, plan.weight)  # [groups, blocks, 16]: phase g * 16 + i of each block
+        flat = out.new_empty(self._blocks, groups, out.shape[-1])
+        flat.copy_(out.transpose(0, 1))
+        flat = flat.view(self._blocks, -1)
+        self._out = (flat if flat.shape[1] == plan.new else flat[:, : plan.new]).reshape(-1)  # block-major
+
+    def output(self, row: int, index: int) -> torch.Tensor:
+        """Samples [start, stop) of range `index` of signal `row` (a view; after `run`)."""
+        first_block, _, at = self._pieces[row * len(self.ranges) + index]
+        start, stop = self.ranges[index]
+        offset = (at // self.plan.orig - first_block) * self.plan.new
+        return self._out[offset + start : offset + stop]
 
 
 @dataclass(frozen=True)
 class _SincPlan:
-    """The reference kernel as a few strided convolutions that hold only the non-zero taps.
+    """The reference kernel as one batched matmul that holds only (about) the non-zero taps.
 
     A block is `orig` input samples -> `new` output samples (several of the reference's gcd-reduced blocks when
-    it has fewer than 16 phases, so that each conv has enough output channels to vectorize). Each chunk is
-    (first tap, weight [phases, 1, span]) for up to 48 consecutive phases; each phase's taps sit at their offset
-    from the chunk's first tap, zeros elsewhere. Every output still sums its taps in increasing order, as the
-    reference's conv does, which keeps the float32 rounding identical (bit-equal on the fixture files).
+    it has fewer than 16 phases). Phases go in groups of 16: group g reads `span` samples from `first + g *
+    stride` on (from the block's start in the padded input) and holds each phase's taps at their offset there,
+    zeros elsewhere: weight [groups, span, 16]. Every output still sums its taps in increasing order with one
+    fused multiply-add each, as the reference's conv does, which keeps the float32 rounding identical (bit-equal
+    to the reference's dense kernel; checked by the tests, since it rests on how MKL's sgemm accumulates).
     """
 
     orig: int
     new: int
     width: int  # zeros the reference pads on the left
     extent: int  # padded-input samples one block reads, from its start
-    chunks: tuple[tuple[int, torch.Tensor], ...]
+    first: int
+    stride: int
+    weight: torch.Tensor
 
 
 _MIN_PHASES = 16
-_PHASES_PER_CONV = 48  # measured: 32-64 all fine; one conv over every phase reads mostly zero taps
+_GROUP = 16  # phases per matmul column block: 16 was bit-equal and fastest; MKL rounds differently with 8
+_MIN_BLOCKS = 16  # MKL's sgemm takes another path (other rounding) for matrices of fewer than 12 rows
 
 
 @lru_cache(maxsize=32)
@@ -305,16 +421,19 @@ def _sinc_plan(orig_sr: int, new_sr: int, lowpass_filter_width: int = 6, rolloff
     repeat = -(-_MIN_PHASES // new)  # reference blocks per block
     first = np.concatenate([first + r * orig for r in range(repeat)])
     kernel = np.concatenate([kernel] * repeat)
-    chunks = []
-    for p0 in range(0, len(first), _PHASES_PER_CONV):
-        p1 = min(p0 + _PHASES_PER_CONV, len(first))
-        offsets = first[p0:p1] - first[p0]
-        weight = np.zeros((p1 - p0, 1, int(offsets[-1]) + taps), dtype=np.float32)
-        for row, offset in enumerate(offsets):
-            weight[row, 0, offset : offset + taps] = kernel[p0 + row]
-        chunks.append((int(first[p0]), torch.from_numpy(weight)))
-    extent = max(kernel_len + (repeat - 1) * orig, max(tap + w.shape[-1] for tap, w in chunks))
-    return _SincPlan(orig * repeat, new * repeat, width, extent, tuple(chunks))
+    groups = -(-len(first) // _GROUP)
+    pad = groups * _GROUP - len(first)  # phases computed and dropped, to fill the last group
+    first = np.concatenate([first, np.full(pad, first[-1])])
+    kernel = np.concatenate([kernel, np.zeros((pad, taps), np.float32)])
+    starts = first[::_GROUP] - first[0]
+    stride = int(min(starts[g] // g for g in range(1, groups))) if groups > 1 else 0
+    offsets = first - first[0] - np.repeat(np.arange(groups) * stride, _GROUP)
+    span = int(offsets.max()) + taps
+    weight = np.zeros((groups, span, _GROUP), dtype=np.float32)
+    for phase, offset in enumerate(offsets):
+        weight[phase // _GROUP, offset : offset + taps, phase % _GROUP] = kernel[phase]
+    extent = max(kernel_len + (repeat - 1) * orig, int(first[0]) + (groups - 1) * stride + span)
+    return _SincPlan(orig * repeat, new * repeat, width, extent, int(first[0]), stride, torch.from_numpy(weight))
 
 
 def dense_sinc_kernel(orig_sr: int, new_sr: int) -> tuple[torch.Tensor, int]:

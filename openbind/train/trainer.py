@@ -378,18 +378,18 @@ class Trainer:
             self.position = {"epoch": epoch, "batch": 0}
             self.save()
 
-    def _even(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Under DDP every rank must contribute the same number of pairs: trim to the smallest local batch
-        (smaller only when some rank dropped bad items)."""
+    def _smallest_local_batch(self, batch: dict[str, Any]) -> int:
+        """The fewest good pairs any rank holds for this step. Under DDP every rank must contribute the same
+        number (smaller only when some rank dropped bad items), and all ranks must skip a step together."""
+        local = 0 if batch["other"] is None else batch["other"].shape[0]
         if not self.dist.distributed:
-            return batch
-        size = torch.tensor([batch["other"].shape[0]], device=self.device)
+            return local
+        size = torch.tensor([local], device=self.device)
         torch.distributed.all_reduce(size, op=torch.distributed.ReduceOp.MIN)
-        n = int(size)
-        return {**batch, **{k: batch[k][:n] for k in ("anchor", "other", "index") if batch[k] is not None}}
+        return int(size)
 
-    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self._even(batch)
+    def _loss(self, batch: dict[str, Any], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = {**batch, **{k: batch[k][:size] for k in ("anchor", "other", "index") if batch[k] is not None}}
         other = batch["other"].to(self.device)
         if self.caches is not None:
             anchor_emb = self.caches[batch["dataset"]].get(batch["index"])
@@ -422,10 +422,11 @@ class Trainer:
         start, samples = time.perf_counter(), 0
         try:
             for epoch, batch in self._batches():
-                if batch["other"] is None:  # every item of this batch was bad
+                size = self._smallest_local_batch(batch)
+                if size == 0:  # every item of this batch (on some rank) was bad
                     self.position = {"epoch": epoch, "batch": batch["batch"] + 1}
                     continue
-                loss, accuracy = self._loss(batch)
+                loss, accuracy = self._loss(batch, size)
                 # local_loss: each rank holds its own share; the mean over ranks is the global batch's loss
                 reported = all_reduce_mean(loss) if config.local_loss else loss.detach()
                 if not torch.isfinite(reported):

@@ -25,7 +25,11 @@ import torch
 
 from openbind.errors import OpenBindInputError
 from openbind.io.audio import (
+    PcmReader,
     Resampler,
+    SincJob,
+    audio_source,
+    decode_audio_source,
     is_array_pair,
     load_audio,
     resample,
@@ -136,7 +140,14 @@ class AudioTransform:
 
     def clips(self, item: Any) -> list[torch.Tensor]:
         """The mean-subtracted 1-D clips of channel 0 at `sample_rate`, ready for the fbank."""
-        waveform, rate = load_audio(item)
+        if is_array_pair(item):
+            waveform, rate = load_audio(item)
+        else:
+            source = audio_source(item)
+            clips = self._clips_from_pcm(source)
+            if clips is not None:
+                return clips
+            waveform, rate = decode_audio_source(item, source)
         # Row 0: channel 0 (what the fbank reads); last row: the channel average (what the mean is taken of).
         signals = waveform[:1] if waveform.shape[0] == 1 else torch.stack([waveform[0], waveform.mean(0)])
         if rate == self.sample_rate:
@@ -153,6 +164,46 @@ class AudioTransform:
             )
             signals = torch.nn.functional.pad(signals, (0, self._frame_samples - signals.shape[1]))
         return self._cut(signals)
+
+    def _clips_from_pcm(self, source: str | bytes) -> list[torch.Tensor] | None:
+        """`clips` reading only the input samples the clips need, straight into the resampler's buffer, for
+        integer PCM that libsndfile reads (WAV, FLAC, ...); None where that does not apply (the general path then
+        gives the same numbers). It does what `clips` does, minus the work on samples no clip reads."""
+        if self.reference_inplace_mean or (self.resampler != "sinc"):
+            return None
+        reader = PcmReader.open(source)
+        if reader is None:
+            return None
+        with reader:
+            rate, frames = reader.sample_rate, reader.frames
+            length = frames if rate == self.sample_rate else sinc_resampled_length(frames, rate, self.sample_rate)
+            ranges = self._ranges(length)
+            if length < self._frame_samples or any(stop <= start for start, stop in ranges):
+                return None
+            merged = _merge(ranges)
+            rows = 1 if reader.channels == 1 else 2  # channel 0 (what the fbank reads), the channel average
+            if rate == self.sample_rate:
+                parts = [torch.empty(rows, stop - start) for start, stop in merged]
+                for (start, stop), part in zip(merged, parts):
+                    if not reader.read_signals(start, stop, part[0], part[1] if rows == 2 else None):
+                        return None
+                signal = lambda row, index: parts[index][row]  # noqa: E731
+            else:
+                job = SincJob(rate, self.sample_rate, merged, rows)
+                for index in range(len(merged)):
+                    lo, hi, first = job.slot(0, index, frames)
+                    mean = job.slot(1, index, frames)[2] if rows == 2 else None
+                    if not reader.read_signals(lo, hi, first, mean):
+                        return None
+                job.run()
+                signal = job.output
+        clips = []
+        for start, stop in ranges:
+            index = next(i for i, (lo, hi) in enumerate(merged) if lo <= start and stop <= hi)
+            offset = merged[index][0]
+            mean = signal(rows - 1, index)[start - offset : stop - offset].mean()
+            clips.append(signal(0, index)[start - offset : stop - offset] - mean)
+        return clips
 
     @property
     def _frame_samples(self) -> int:
@@ -188,17 +239,18 @@ class AudioTransform:
             return []
         waveforms = [clip for clips in prepared for clip in clips]
         features, counts = kaldi_fbank_packed(waveforms, sample_rate=self.sample_rate, num_mel_bins=self.num_mel_bins)
-        features = (features - self.mean) / self.std  # the reference normalizes after padding: same per value
+        features = features.T  # [mel, frames of all clips]
         padding = (features.new_zeros(()) - self.mean) / self.std  # the log-domain zeros, normalized
         out = padding.expand(len(counts), 1, self.num_mel_bins, self.target_length).clone()
-        if len(set(counts)) == 1:  # the usual case: one copy for all clips
+        # The reference normalizes after padding, (x - mean) / std: the same two roundings per value.
+        if len(set(counts)) == 1:  # the usual case: one pass for all clips
             frames = min(counts[0], self.target_length)
-            clips = features.view(len(counts), counts[0], -1)[:, :frames]
-            out[:, 0, :, :frames] = clips.transpose(1, 2)
+            clips = features.view(self.num_mel_bins, len(counts), counts[0])[:, :, :frames].transpose(0, 1)
+            torch.sub(clips, self.mean, out=out[:, 0, :, :frames]).div_(self.std)
         else:
-            for row, clip in zip(out, features.split(counts)):
-                frames = min(clip.shape[0], self.target_length)
-                row[0, :, :frames] = clip[:frames].T
+            for row, clip in zip(out, features.split(counts, dim=1)):
+                frames = min(clip.shape[1], self.target_length)
+                torch.sub(clip[:, :frames], self.mean, out=row[0, :, :frames]).div_(self.std)
         return list(out.split([len(clips) for clips in prepared]))
 
 
