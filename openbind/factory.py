@@ -54,7 +54,8 @@ def _world_config() -> ModelConfig:
             "text": TextConfig(width=128, depth=2, heads=4),
             "audio": AudioConfig(width=128, depth=2, heads=4, kernel_size=16, stride=16, drop_path=0.0),
             "depth": DepthConfig(width=96, depth=2, heads=4, kernel_size=32),
-            "thermal": ThermalConfig(width=96, depth=2, heads=4, kernel_size=32),
+            # no per-patch norm: a material's temperature is what identifies it (docs/quickstart.md)
+            "thermal": ThermalConfig(width=96, depth=2, heads=4, kernel_size=32, patch_norm=False),
             "imu": ImuConfig(width=128, depth=2, heads=4, chunk=40, drop_path=0.0, head_dropout=0.0),
         },
     )

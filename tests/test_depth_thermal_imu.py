@@ -453,3 +453,19 @@ def test_batch_skip_reports_bad_items(tmp_path):
     assert "ambiguous" in str(imus.failed[0].error)
     none_left = load_imus([np.zeros((6, 6))], transform=ImuTransform(sample_rate=100.0), on_error="skip")
     assert none_left.kept == [] and len(none_left.failed) == 1
+
+
+@pytest.mark.parametrize("patch_norm", [True, False])
+def test_patch_norm_decides_whether_flat_levels_survive_the_stem(patch_norm):
+    """With the reference's per-patch LayerNorm after a bias-free conv, flat maps of any positive level give
+    the same tokens; without it (the world preset's thermal tower) the level reaches the trunk."""
+    from openbind.modalities.thermal import ThermalConfig
+
+    torch.manual_seed(0)
+    stem = ThermalConfig(width=32, depth=1, heads=2, kernel_size=32, patch_norm=patch_norm).build_stem()
+    torch.nn.init.normal_(stem.proj.weight)
+    for p in (stem.cls_token, stem.pos_embed):
+        torch.nn.init.zeros_(p)
+    cool, hot = stem(torch.full((1, 1, 224, 224), 0.3)), stem(torch.full((1, 1, 224, 224), 0.9))
+    assert torch.allclose(cool, hot, atol=1e-4) == patch_norm
+    assert any("norm" in name for name, _ in stem.named_parameters()) == patch_norm

@@ -16,6 +16,7 @@ class SingleChannelImageConfig(EncoderConfig):
     kv_bias: bool = True
     image_size: int = 224
     kernel_size: int = 16  # stride = kernel
+    patch_norm: bool = True  # the reference's LayerNorm after the patch conv (see PatchStem2d)
 
     item_ndims = (3,)
 
@@ -24,7 +25,7 @@ class SingleChannelImageConfig(EncoderConfig):
 
     def build_stem(self) -> nn.Module:
         size = (self.image_size, self.image_size)
-        return PatchStem2d(1, self.width, size, self.kernel_size, self.kernel_size)
+        return PatchStem2d(1, self.width, size, self.kernel_size, self.kernel_size, norm=self.patch_norm)
 
 
 def official_keys(modality: str, stem_name: str) -> dict[str, str]:

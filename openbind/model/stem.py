@@ -23,7 +23,12 @@ class ClsPosStem(nn.Module):
 
 
 class PatchStem2d(ClsPosStem):
-    """Conv2d patches (no bias) -> LayerNorm -> CLS + positions: the audio, depth and thermal stems."""
+    """Conv2d patches (no bias) -> LayerNorm -> CLS + positions: the audio, depth and thermal stems.
+
+    norm=False drops the per-patch LayerNorm, which otherwise maps every uniform patch to the same token
+    whatever its level (a bias-free conv scales with the input; the norm removes the scale), so the absolute
+    temperature or disparity of a flat surface survives only at its edges. The reference keeps the norm.
+    """
 
     def __init__(
         self,
@@ -32,12 +37,13 @@ class PatchStem2d(ClsPosStem):
         input_size: tuple[int, int],
         kernel_size: int,
         stride: int,
+        norm: bool = True,
     ):
         grid = tuple((n - kernel_size) // stride + 1 for n in input_size)
         super().__init__(width, grid[0] * grid[1])
         self.input_shape = (in_channels, *input_size)
         self.proj = nn.Conv2d(in_channels, width, kernel_size=kernel_size, stride=stride, bias=False)
-        self.norm = nn.LayerNorm(width, eps=STEM_NORM_EPS)
+        self.norm = nn.LayerNorm(width, eps=STEM_NORM_EPS) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.input_shape:
