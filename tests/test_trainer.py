@@ -75,10 +75,10 @@ def test_resume_after_a_crash_reaches_the_same_weights(world, aligned, tmp_path,
     trainer = Trainer(_bind_config(world, aligned, crashed))
     real_loss = trainer._loss
 
-    def crash_at_step_5(batch):
+    def crash_at_step_5(batch, size):
         if trainer.step == 5:
             raise KeyboardInterrupt("simulated kill")  # mid-epoch: last checkpoint at step 4 (epoch 1, batch 1)
-        return real_loss(batch)
+        return real_loss(batch, size)
 
     monkeypatch.setattr(trainer, "_loss", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
@@ -99,8 +99,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(world
     trainer = Trainer(_bind_config(world, aligned, run))
     real_loss = trainer._loss
 
-    def nan_at_step_4(batch):
-        loss, accuracy = real_loss(batch)
+    def nan_at_step_4(batch, size):
+        loss, accuracy = real_loss(batch, size)
         return (loss * float("nan"), accuracy) if trainer.step == 4 else (loss, accuracy)
 
     monkeypatch.setattr(trainer, "_loss", nan_at_step_4)
