@@ -3,13 +3,15 @@
 Files: 44.1 kHz 16-bit WAVs of 2.6-10 s, mono and stereo, generated into a temporary directory (the kind of
 set the reference pipeline was timed on: 148 files/s single process on the development machine). Rows:
 resampler ("sinc" = reference-matching default, "soxr") x how it is driven (per-file calls, `load_audios` on
-batches of 16, a torch DataLoader with 2 worker processes). The "reference-style" row repeats the reference's
-steps with our code (libsndfile float decoding; the dense torchaudio-shaped resampling kernel, rebuilt per call,
+batches of 16, a torch DataLoader with 2 worker processes) x the torch intra-op threads of the calling
+process (the single-process rows run once per `--threads` value; DataLoader workers run with the 1 thread
+torch gives each worker, which the output confirms). The "reference-style" row repeats the reference's steps
+with our code (libsndfile float decoding; the dense torchaudio-shaped resampling kernel, rebuilt per call,
 over the whole file and all channels; one fbank call per clip with its window and mel matrix rebuilt), so the
 speed-up can be read where the reference is not installed (torchaudio does not work here) and under the same
 load. Each cell is the median of several alternating repeats.
 
-    python benchmarks/bench_audio_inputs.py [--quick] [--files N] [--repeats R] [--threads T]
+    python benchmarks/bench_audio_inputs.py [--quick] [--files N] [--repeats R] [--threads T [T ...]]
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ class _Files(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(self.paths[index])
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.paths[index]), torch.get_num_threads()
 
 
 def run_per_file(paths: list[Path], transform: AudioTransform) -> None:
@@ -109,39 +111,82 @@ def make_loader(paths: list[Path], transform: AudioTransform) -> DataLoader:
     return DataLoader(_Files(paths, transform), batch_size=BATCH, num_workers=2, persistent_workers=True)
 
 
+def run_loader(loader: DataLoader, worker_threads: set[int]) -> None:
+    for _, threads in loader:
+        worker_threads.update(threads.tolist())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: few files, one repeat")
     parser.add_argument("--files", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads of this process (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads for the single-process rows"
+    )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     count, repeats = (16, 1) if args.quick else (args.files, args.repeats)
+    default_threads = torch.get_num_threads()
 
+    def threaded(threads: int, fn):
+        def run() -> None:
+            torch.set_num_threads(threads)
+            fn()
+
+        return run
+
+    worker_threads: set[int] = set()
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_files(Path(tmp), count)
         transforms = {name: AudioTransform(resampler=name) for name in ("sinc", "soxr")}
         loaders = {name: make_loader(paths, t) for name, t in transforms.items()}
-        cases = {("sinc", "reference-style"): lambda: run_reference_style(paths, transforms["sinc"])}
+        cases = {}
+        for threads in args.threads:
+            cases[("sinc", "reference-style", threads)] = threaded(
+                threads, lambda: run_reference_style(paths, transforms["sinc"])
+            )
         for name, transform in transforms.items():
-            cases[(name, "per-file")] = lambda t=transform: run_per_file(paths, t)
-            cases[(name, f"load_audios x{BATCH}")] = lambda t=transform: run_batched(paths, t)
-            cases[(name, "DataLoader 2 workers")] = lambda loader=loaders[name]: sum(1 for _ in loader)
+            for threads in args.threads:
+                cases[(name, "per file", threads)] = threaded(threads, lambda t=transform: run_per_file(paths, t))
+            for threads in args.threads:
+                cases[(name, f"`load_audios`, {BATCH} per call", threads)] = threaded(
+                    threads, lambda t=transform: run_batched(paths, t)
+                )
+            cases[(name, "DataLoader 2 workers", None)] = lambda loader=loaders[name]: run_loader(loader, worker_threads)
         for case in cases.values():  # warm-up: kernel caches, worker start-up
             case()
-        times: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+        times: dict[tuple, list[float]] = {key: [] for key in cases}
+        cpu_times: dict[tuple, list[float]] = {key: [] for key in cases}
         for _ in range(repeats):
             for key, case in cases.items():
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 case()
                 times[key].append(time.perf_counter() - start)
+                cpu_times[key].append(time.process_time() - cpu_start)
+        torch.set_num_threads(default_threads)
 
-    print(f"{count} WAV files, 44.1 kHz, 2.6-10 s; torch threads {torch.get_num_threads()}; median of {repeats}")
-    print(f"{'resampler':<10} {'driver':<22} {'files/s':>9}")
-    for (resampler, driver), values in times.items():
-        print(f"{resampler:<10} {driver:<22} {count / statistics.median(values):>9.1f}")
+    print(
+        f"{count} WAV files, 44.1 kHz, 2.6-10 s, half stereo; median of {repeats}; torch's default threads here: "
+        f"{default_threads}; threads inside DataLoader workers: {sorted(worker_threads)}"
+    )
+    rates = {key: count / statistics.median(values) for key, values in times.items()}
+    # Files per CPU-second of this process: what 1 thread gives when nothing else runs (CPU time is not charged
+    # while other programs hold the core). Not shown for the DataLoader (its work is in the workers) and
+    # inflated by waiting threads for 2 threads.
+    cpu_rates = {key: count / statistics.median(values) for key, values in cpu_times.items()}
+    print("| resampler | driver | process threads | files/s | files per CPU-s |")
+    print("|---|---|---:|---:|---:|")
+    for (resampler, driver, threads), rate in rates.items():
+        label = "1 per worker" if threads is None else str(threads)
+        cpu = "" if threads is None else f"{cpu_rates[(resampler, driver, threads)]:.1f}"
+        print(f"| {resampler} | {driver} | {label} | {rate:.1f} | {cpu} |")
+    for name in transforms:
+        loader_rate = rates[(name, "DataLoader 2 workers", None)]
+        ratios = ", ".join(
+            f"{loader_rate / rates[(name, 'per file', t)]:.2f}x per file at {t} thread{'s' * (t > 1)}"
+            for t in args.threads
+        )
+        print(f"{name}: DataLoader 2 workers = {ratios}")
 
 
 if __name__ == "__main__":

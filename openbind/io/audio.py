@@ -6,9 +6,11 @@ did; PyAV is the fallback for everything else (M4A/AAC, Opus, the audio track of
 The default resampler reproduces `torchaudio.functional.resample` (Hann-windowed sinc, 6 zero crossings,
 rolloff 0.99, rates reduced by their gcd): output sample j * new + p is the dot product of the input block that
 starts at j * orig with the kernel of phase p. torchaudio stores every phase over the whole block (2 * width +
-orig taps, mostly zeros); we keep only each phase's non-zero taps (a few strided conv1d over chunks of
-phases), which gives the same numbers with several times less arithmetic, and lets us compute just the output
-samples that will be used (the clips) instead of the whole file.
+orig taps, mostly zeros); we keep only each phase's non-zero taps (one batched matmul over groups of 16
+phases, reading strided views of the input), which gives the same numbers with several times less arithmetic,
+and lets us compute just the output samples that will be used (the clips) instead of the whole file.
+`PcmReader` reads just those input ranges of integer-PCM files, and `scratch` keeps the large work tensors
+per thread (fresh large allocations cost page faults).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from numbers import Real
@@ -31,6 +34,27 @@ Resampler = Literal["sinc", "soxr"]
 
 _MAX_ARRAY_CHANNELS = 32  # more "channels" than this almost surely means a [samples, channels] array
 _INT_SCALES = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+_SCRATCH_MAX_ELEMENTS = 1 << 21  # larger work tensors are allocated per call rather than kept
+_scratch = threading.local()
+
+
+def scratch(key: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A work tensor of `shape` (contents undefined) that this thread reuses for `key` across calls.
+
+    Fresh large allocations are not free: glibc maps them anew each time and the kernel zero-fills every page
+    on first touch, which took a third of the audio pipeline's time per file. Buffers of at most 2M elements are
+    kept per thread (a few MB in all); the caller must be done with one before the next request for its key.
+    """
+    numel = math.prod(shape)
+    if numel > _SCRATCH_MAX_ELEMENTS:
+        return torch.empty(shape, dtype=dtype)
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    buffer = buffers.get((key, dtype))
+    if buffer is None or buffer.numel() < numel:
+        buffer = buffers[(key, dtype)] = torch.empty(min(max(numel, 1) * 5 // 4 + 64, _SCRATCH_MAX_ELEMENTS), dtype=dtype)
+    return buffer[:numel].view(shape)
+
+
 
 
 def load_audio(item: Any) -> tuple[torch.Tensor, int]:
@@ -210,21 +234,24 @@ class PcmReader:
             return True
         self._file.seek(start)
         if self._int16:  # scaling int16 here is 10x faster than libsndfile's float conversion, same floats
-            data = torch.from_numpy(self._file.read(count, dtype="int16", always_2d=True))
-            if data.shape[0] != count:
+            data = scratch("pcm", (count, self.channels), torch.int16)
+            if self._file.read(out=data.numpy()).shape[0] != count:
                 return False
-            torch.mul(data[:, 0], 1.0 / 32768, out=first)
             if mean is None:
+                torch.mul(data[:, 0], 1.0 / 32768, out=first)
                 return True
             if self.channels == 2:  # (a + b) / 2^16 is exact: the mean of the two float samples, bit for bit
-                mean.copy_(data[:, 0]).add_(data[:, 1]).mul_(1.0 / 65536)
+                pairs = scratch("pcm_float", data.shape).copy_(data)  # de-interleaving floats is faster
+                torch.mul(pairs[:, 0], 1.0 / 32768, out=first)
+                torch.add(pairs[:, 0], pairs[:, 1], out=mean).mul_(1.0 / 65536)
                 return True
+            torch.mul(data[:, 0], 1.0 / 32768, out=first)
             waveform = torch.empty(data.shape[::-1]).copy_(data.T).mul_(1.0 / 32768)
         else:
-            data = self._file.read(count, dtype="float32", always_2d=True)
-            if data.shape[0] != count:
+            data = scratch("pcm", (count, self.channels))
+            if self._file.read(out=data.numpy()).shape[0] != count:
                 return False
-            waveform = torch.from_numpy(np.ascontiguousarray(data.T))
+            waveform = data.T.contiguous()
             first.copy_(waveform[0])
         if mean is not None:
             torch.mean(waveform, dim=0, out=mean)
@@ -319,9 +346,10 @@ def resample_sinc_ranges(
 class SincJob:
     """Output ranges [start, stop) of `rows` signals through the "sinc" resampler, all in one batched matmul.
 
-    Every (row, range) gets a piece of one zero-filled input buffer, starting on a block boundary (per-call
-    overhead dominated when each range had its own calls). `slot` says which input samples go where (the rest
-    stays zero: the reference's padding), `run` computes, `output` returns a range's samples of one row.
+    Every (row, range) gets a piece of one input buffer, starting on a block boundary (per-call overhead
+    dominated when each range had its own calls). `slot` says which input samples go where and zeroes the rest
+    of the piece (the reference's padding); call it for every row and range and fill each view, then `run`;
+    `output` returns a range's samples of one row.
     """
 
     def __init__(self, orig_sr: int, new_sr: int, ranges: list[tuple[int, int]], rows: int):
@@ -337,7 +365,10 @@ class SincJob:
                 self._pieces.append((first_block, blocks, size))
                 size += (blocks + reserve) * plan.orig
         self._blocks = max((size - plan.extent) // plan.orig + 1, _MIN_BLOCKS)
-        self.buffer = torch.zeros((self._blocks + reserve) * plan.orig)
+        self._reserve = reserve
+        # A reused work buffer: `slot` zeroes what the input does not cover (most of it is input).
+        self.buffer = scratch("sinc_input", ((self._blocks + reserve) * plan.orig,))
+        self.buffer[size:].zero_()
         self._out: torch.Tensor | None = None
 
     def slot(self, row: int, index: int, length: int) -> tuple[int, int, torch.Tensor]:
@@ -349,20 +380,23 @@ class SincJob:
         lo = first_block * plan.orig - plan.width
         src_lo, src_hi = max(lo, 0), min(lo + (blocks - 1) * plan.orig + plan.extent, length)
         src_hi = max(src_hi, src_lo)
+        self.buffer[at : at + src_lo - lo].zero_()
+        self.buffer[at + src_hi - lo : at + (blocks + self._reserve) * plan.orig].zero_()
         return src_lo, src_hi, self.buffer[at + src_lo - lo : at + src_hi - lo]
 
     def run(self) -> None:
         plan = self.plan
         groups, span = plan.weight.shape[:2]
         view = self.buffer.as_strided((groups, self._blocks, span), (plan.stride, plan.orig, 1), plan.first)
-        out = torch.bmm(view, plan.weight)  # [groups, blocks, 16]: phase g * 16 + i of each block
-        flat = out.new_empty(self._blocks, groups, out.shape[-1])
+        out = torch.bmm(view, plan.weight, out=scratch("sinc_bmm", (groups, self._blocks, _GROUP)))
+        flat = scratch("sinc_output", (self._blocks, groups, _GROUP))  # block-major: phase g * 16 + i of a block
         flat.copy_(out.transpose(0, 1))
         flat = flat.view(self._blocks, -1)
         self._out = (flat if flat.shape[1] == plan.new else flat[:, : plan.new]).reshape(-1)  # block-major
 
     def output(self, row: int, index: int) -> torch.Tensor:
-        """Samples [start, stop) of range `index` of signal `row` (a view; after `run`)."""
+        """Samples [start, stop) of range `index` of signal `row`, after `run`: a view of a work buffer, valid
+        until the next SincJob of this thread runs."""
         first_block, _, at = self._pieces[row * len(self.ranges) + index]
         start, stop = self.ranges[index]
         offset = (at // self.plan.orig - first_block) * self.plan.new

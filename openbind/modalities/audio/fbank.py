@@ -1,5 +1,6 @@
 """Kaldi-compatible log-mel filterbank (`compute-fbank-feats`, as torchaudio.compliance.kaldi.fbank computes it),
-batched: the frames of every waveform go through one pass (one FFT call, one banded mel product).
+batched: the frames of every waveform go through one pass (FFT calls and banded mel products over blocks of
+600 frames, in reused work buffers).
 
 Per frame, in Kaldi's order: remove the DC offset, pre-emphasize (x[i] -= c * x[i-1], with x[-1] = x[0]),
 multiply by the window, zero-pad to a power of two, power spectrum, mel filterbank (triangles on the HTK mel
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from openbind.io.audio import scratch
 
 _EPS = torch.finfo(torch.float32).eps
 _BLOCK_FRAMES = 600
@@ -41,23 +44,27 @@ def kaldi_fbank_packed(
     low_freq: float = 20.0,
     high_freq: float = 0.0,
     preemphasis: float = 0.97,
+    workspace: bool = False,
 ) -> tuple[torch.Tensor, list[int]]:
     """The frames of all waveforms, one after the other, [total frames, num_mel_bins], and each one's count.
 
     `high_freq <= 0` means an offset from the Nyquist frequency, as in Kaldi (0 -> sample_rate / 2). The result
     is the transpose of a contiguous [num_mel_bins, total frames] tensor (the layout the model input wants).
+    `workspace=True` returns it in a per-thread work buffer that the next call overwrites (for a caller that
+    consumes it at once).
     """
     frame_length = int(sample_rate * frame_length_ms * 0.001)
     frame_shift = int(sample_rate * frame_shift_ms * 0.001)
     n_fft = 1 << max(frame_length - 1, 0).bit_length()
     counts = [_num_frames(w.shape[-1], frame_length, frame_shift) for w in waveforms]
     total = sum(counts)
-    features = torch.empty(num_mel_bins, total)  # filled transposed: each band's rows are contiguous there
+    # Filled transposed: each band's rows are contiguous there.
+    features = scratch("fbank_features", (num_mel_bins, total)) if workspace else torch.empty(num_mel_bins, total)
     if not total:  # nothing long enough for one frame (the FFT refuses empty input)
         return features.T, counts
     # Each frame minus its mean, straight from strided views into one buffer (the reference takes the mean of
     # the same strided frames: the same sums).
-    frames = torch.empty(total, frame_length)
+    frames = scratch("fbank_frames", (total, frame_length))
     row = 0
     for waveform, count in zip(waveforms, counts):
         if count:
@@ -69,8 +76,12 @@ def kaldi_fbank_packed(
     # Row blocks keep every intermediate in cache. The time-domain steps are the reference's operations in its
     # order, with the same roundings: they set what near-silent mel bins hold. After the FFT only relative
     # rounding (~1e-7) differs, invisible after the log.
-    padded = frames.new_zeros(min(_BLOCK_FRAMES, total), n_fft)  # the zero tail stays zero
-    power = frames.new_empty(padded.shape[0], n_fft // 2 + 1)
+    block_rows = min(_BLOCK_FRAMES, total)
+    padded = scratch("fbank_padded", (block_rows, n_fft))
+    padded[:, frame_length:].zero_()  # stays zero across blocks
+    spectrum = scratch("fbank_spectrum", (block_rows, n_fft // 2 + 1), torch.complex64)
+    squares = scratch("fbank_squares", (block_rows, n_fft // 2 + 1, 2))
+    power = scratch("fbank_power", (block_rows, n_fft // 2 + 1))
     for lo in range(0, total, _BLOCK_FRAMES):
         block = frames[lo : lo + _BLOCK_FRAMES]
         rows = block.shape[0]
@@ -79,8 +90,10 @@ def kaldi_fbank_packed(
         torch.mul(block[:, :1], preemphasis, out=emphasized[:, :1])
         torch.sub(block, emphasized, out=emphasized)
         emphasized.mul_(window)
-        squares = torch.view_as_real(torch.fft.rfft(padded[:rows])).square()
-        torch.add(squares[..., 0], squares[..., 1], out=power[:rows])  # |X|^2
+        torch.fft.rfft(padded[:rows], out=spectrum[:rows])
+        real = torch.view_as_real(spectrum[:rows])
+        torch.mul(real, real, out=squares[:rows])
+        torch.add(squares[:rows, :, 0], squares[:rows, :, 1], out=power[:rows])  # |X|^2
         for mel_lo, mel_hi, fft_lo, fft_hi, weight in bands:
             torch.mm(weight, power[:rows, fft_lo:fft_hi].T, out=features[mel_lo:mel_hi, lo : lo + rows])
     array = features.numpy()  # numpy's float32 log is ~2x faster than torch's here (both within an ulp)
