@@ -9,9 +9,11 @@ torch gives each worker, which the output confirms). The "reference-style" row r
 with our code (libsndfile float decoding; the dense torchaudio-shaped resampling kernel, rebuilt per call,
 over the whole file and all channels; one fbank call per clip with its window and mel matrix rebuilt), so the
 speed-up can be read where the reference is not installed (torchaudio does not work here) and under the same
-load. Each cell is the median of several alternating repeats.
+load. A timed run goes `--passes` times through the files (every driver does the same items), so that the
+DataLoader's start and end of an epoch weigh about as in a long epoch. Each cell is the median of several
+alternating repeats.
 
-    python benchmarks/bench_audio_inputs.py [--quick] [--files N] [--repeats R] [--threads T [T ...]]
+    python benchmarks/bench_audio_inputs.py [--quick] [--files N] [--passes P] [--repeats R] [--threads T [T ...]]
 """
 
 from __future__ import annotations
@@ -120,12 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: few files, one repeat")
     parser.add_argument("--files", type=int, default=96)
+    parser.add_argument("--passes", type=int, default=4, help="times each timed run goes through the files")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads for the single-process rows"
     )
     args = parser.parse_args()
-    count, repeats = (16, 1) if args.quick else (args.files, args.repeats)
+    count, repeats, passes = (16, 1, 1) if args.quick else (args.files, args.repeats, args.passes)
     default_threads = torch.get_num_threads()
 
     def threaded(threads: int, fn):
@@ -137,7 +140,8 @@ def main() -> None:
 
     worker_threads: set[int] = set()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_files(Path(tmp), count)
+        files = make_files(Path(tmp), count)
+        paths = files * passes
         transforms = {name: AudioTransform(resampler=name) for name in ("sinc", "soxr")}
         loaders = {name: make_loader(paths, t) for name, t in transforms.items()}
         cases = {}
@@ -152,7 +156,8 @@ def main() -> None:
                 cases[(name, f"`load_audios`, {BATCH} per call", threads)] = threaded(
                     threads, lambda t=transform: run_batched(paths, t)
                 )
-            cases[(name, "DataLoader 2 workers", None)] = lambda loader=loaders[name]: run_loader(loader, worker_threads)
+            loader = loaders[name]
+            cases[(name, "DataLoader 2 workers", None)] = lambda loader=loader: run_loader(loader, worker_threads)
         for case in cases.values():  # warm-up: kernel caches, worker start-up
             case()
         times: dict[tuple, list[float]] = {key: [] for key in cases}
@@ -166,14 +171,14 @@ def main() -> None:
         torch.set_num_threads(default_threads)
 
     print(
-        f"{count} WAV files, 44.1 kHz, 2.6-10 s, half stereo; median of {repeats}; torch's default threads here: "
-        f"{default_threads}; threads inside DataLoader workers: {sorted(worker_threads)}"
+        f"{count} WAV files, 44.1 kHz, 2.6-10 s, half stereo, {passes} passes per run; median of {repeats}; "
+        f"torch's default threads here: {default_threads}; threads inside DataLoader workers: {sorted(worker_threads)}"
     )
-    rates = {key: count / statistics.median(values) for key, values in times.items()}
+    rates = {key: len(paths) / statistics.median(values) for key, values in times.items()}
     # Files per CPU-second of this process: what 1 thread gives when nothing else runs (CPU time is not charged
     # while other programs hold the core). Not shown for the DataLoader (its work is in the workers) and
     # inflated by waiting threads for 2 threads.
-    cpu_rates = {key: count / statistics.median(values) for key, values in cpu_times.items()}
+    cpu_rates = {key: len(paths) / statistics.median(values) for key, values in cpu_times.items()}
     print("| resampler | driver | process threads | files/s | files per CPU-s |")
     print("|---|---|---:|---:|---:|")
     for (resampler, driver, threads), rate in rates.items():

@@ -51,7 +51,8 @@ def scratch(key: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32
     buffers = _scratch.__dict__.setdefault("buffers", {})
     buffer = buffers.get((key, dtype))
     if buffer is None or buffer.numel() < numel:
-        buffer = buffers[(key, dtype)] = torch.empty(min(max(numel, 1) * 5 // 4 + 64, _SCRATCH_MAX_ELEMENTS), dtype=dtype)
+        size = min(max(numel, 1) * 5 // 4 + 64, _SCRATCH_MAX_ELEMENTS)  # some room to grow
+        buffer = buffers[(key, dtype)] = torch.empty(size, dtype=dtype)
     return buffer[:numel].view(shape)
 
 
