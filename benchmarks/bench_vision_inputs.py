@@ -2,13 +2,15 @@
 
 Images: 640x480 JPEGs generated into a temporary directory -> (3, 224, 224). Videos: 4 s 320x240 25 fps H.264
 MP4s generated with PyAV -> (15, 3, 2, 224, 224). Rows: how the pipeline is driven (per-file calls in one
-process, a torch DataLoader with 2 worker processes). The "reference-style" rows do what the reference does,
+process at 1 and at torch's default intra-op threads; openbind's `ItemDataset` + `collate_items` in a torch
+DataLoader with 2 worker processes, which torch runs at 1 thread each). Each timed run goes `--passes` times
+through the files, so a DataLoader epoch's start and end weigh about as in a long job. The "reference-style" rows do what the reference does,
 the way it does it, so the speed-up can be read on a machine where the reference is not installed: images
 through PIL then torchvision-style ToTensor + Normalize (copy, permute, float, subtract, divide); videos by
 decoding and converting to float every frame of each of the 5 clips (decord's `get_batch` on the clip's frame
 range), then subsampling. Each cell is the median of several alternating repeats.
 
-    python benchmarks/bench_vision_inputs.py [--quick] [--repeats R]
+    python benchmarks/bench_vision_inputs.py [--quick] [--repeats R] [--passes P]
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import av
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from common import median, print_table
 from openbind.io.video import open_video
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 from openbind.modalities.vision.transform import ImageTransform
 from openbind.modalities.vision.video import VideoTransform
+from openbind.preprocess import ItemDataset, collate_items
 
 
 def make_images(directory: Path, count: int, seed: int = 0) -> list[Path]:
@@ -96,23 +99,28 @@ def reference_style_video(path: Path) -> torch.Tensor:
     return transform.spatial_crops(torch.stack(clips)).flatten(0, 1)
 
 
-class _Files(Dataset):
-    def __init__(self, paths: list[Path], transform: Callable[[Path], torch.Tensor]):
-        self.paths, self.transform = paths, transform
+def per_file(
+    paths: list[Path], transform: Callable[[Path], torch.Tensor], threads: int | None = None
+) -> Callable[[], object]:
+    """Per-file calls in this process, at `threads` torch intra-op threads (None: the default)."""
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    def run() -> None:
+        default = torch.get_num_threads()
+        torch.set_num_threads(threads or default)
+        try:
+            for path in paths:
+                transform(path)
+        finally:
+            torch.set_num_threads(default)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(self.paths[index])
+    return run
 
 
-def per_file(paths: list[Path], transform: Callable[[Path], torch.Tensor]) -> Callable[[], object]:
-    return lambda: [transform(path) for path in paths]
-
-
-def through_loader(paths: list[Path], transform: Callable[[Path], torch.Tensor], batch: int) -> Callable[[], object]:
-    loader = DataLoader(_Files(paths, transform), batch_size=batch, num_workers=2, persistent_workers=True)
+def through_loader(
+    modality: str, paths: list[Path], transform: Callable[[Path], torch.Tensor], batch: int
+) -> Callable[[], object]:
+    dataset = ItemDataset(modality, paths, transform)
+    loader = DataLoader(dataset, batch_size=batch, num_workers=2, persistent_workers=True, collate_fn=collate_items)
     list(loader)  # start the workers once: the timed epochs measure steady-state throughput
     return lambda: list(loader)
 
@@ -132,40 +140,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few files and repeats: a smoke run")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--passes", type=int, default=None, help="times each timed run goes through the files")
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 5)
+    passes = args.passes or (1 if args.quick else 4)
     image_count, video_count = (8, 3) if args.quick else (48, 12)
+    threads = torch.get_num_threads()
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         images = make_images(directory, image_count)
         video = make_video(directory / "shapes_4s_320x240_25fps.mp4")
-        videos = [video] * video_count
+        videos = [video] * video_count * passes
+        images *= passes
         image_transform, video_transform = ImageTransform(), VideoTransform()
         assert torch.equal(image_transform(images[0]), reference_style_image(images[0]))
         assert torch.equal(video_transform(video), reference_style_video(video))
 
-        image_rates = measure(
-            {
-                "reference-style, 1 process": (per_file(images, reference_style_image), image_count),
-                "openbind, 1 process": (per_file(images, image_transform), image_count),
-                "openbind, DataLoader 2 workers": (through_loader(images, image_transform, 8), image_count),
-            },
-            repeats,
-        )
-        video_rates = measure(
-            {
-                "reference-style, 1 process": (per_file(videos, reference_style_video), video_count),
-                "openbind, 1 process": (per_file(videos, video_transform), video_count),
-                "openbind, DataLoader 2 workers": (through_loader(videos, video_transform, 2), video_count),
-            },
-            repeats,
-        )
+        rates = {}
+        for kind, modality, files, transform, reference, batch in (
+            ("images 640x480 JPEG", "vision", images, image_transform, reference_style_image, 8),
+            ("videos 4 s 320x240 25 fps", "video", videos, video_transform, reference_style_video, 2),
+        ):
+            rates[kind] = measure(
+                {
+                    f"reference-style, 1 process, {threads} threads": (per_file(files, reference), len(files)),
+                    "openbind, 1 process, 1 thread": (per_file(files, transform, 1), len(files)),
+                    f"openbind, 1 process, {threads} threads": (per_file(files, transform), len(files)),
+                    "openbind, DataLoader 2 workers": (through_loader(modality, files, transform, batch), len(files)),
+                },
+                repeats,
+            )
 
-    print(f"torch threads {torch.get_num_threads()}, {repeats} repeats, median files/s")
-    rows = [["images 640x480 JPEG", name, f"{rate:.1f}"] for name, rate in image_rates.items()]
-    rows += [["videos 4 s 320x240 25 fps", name, f"{rate:.2f}"] for name, rate in video_rates.items()]
-    print_table(["input", "pipeline", "files/s"], rows)
+    print(f"{repeats} repeats of {passes} passes, median files/s; ratio: to the 1-thread openbind process")
+    rows = []
+    for kind, by_name in rates.items():
+        single = by_name["openbind, 1 process, 1 thread"]
+        rows += [[kind, name, f"{rate:.2f}", f"{rate / single:.2f}x"] for name, rate in by_name.items()]
+    print_table(["input", "pipeline", "files/s", "ratio"], rows)
 
 
 if __name__ == "__main__":

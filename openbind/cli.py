@@ -39,6 +39,8 @@ TRAIN_HELP = {
     "grad_checkpointing": "recompute activations in the backward pass to save memory",
     "cache_anchors": "bind: embed every anchor once with the frozen tower and cache it on disk",
     "preload": "decode every training input once and keep it in memory (fast for small datasets)",
+    "augment": "bind: random crops (70-100%% of the side) and left-right flips of the bound modality's 2D maps "
+    "(depth, thermal); helps towers that learn from few maps",
     "local_loss": "multi-process: each rank scores only its own rows against all gathered negatives",
     "replication": "per-manifest replication factors (the paper's Table 9), one per --train",
     "num_workers": "DataLoader worker processes for decoding",
@@ -56,7 +58,7 @@ def _add_train_options(parser: argparse.ArgumentParser, stage: str) -> None:
     from openbind.train.trainer import TrainConfig
 
     for field in dataclasses.fields(TrainConfig):
-        if field.name == "stage" or (stage == "align" and field.name in ("modality", "anchor", "cache_anchors")):
+        if field.name == "stage" or (stage == "align" and field.name in ("modality", "anchor", "cache_anchors", "augment")):
             continue
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else None
@@ -112,7 +114,7 @@ def _world(args: argparse.Namespace) -> int:
 def _quickstart(args: argparse.Namespace) -> int:
     from openbind.quickstart import run_quickstart
 
-    report = run_quickstart(args.out, seed=args.seed, preset=args.model)
+    report = run_quickstart(args.out, seed=args.seed, preset=args.model, processes=args.processes)
     print(f"report: {report}")
     return 0
 
@@ -204,11 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
         "quickstart",
         help="world -> align -> bind audio, depth, thermal, IMU -> evaluate -> report, on a laptop CPU",
         description="Reproduce ImageBind's central claim in minutes: modalities never trained together align "
-        "through images. Writes DIR/report.md (with plots) and DIR/report.json.",
+        "through images. Writes DIR/report.md (with plots), DIR/report.json and DIR/model (every trained tower). "
+        "Run it again with the same --out to resume an interrupted run.",
     )
     quick.add_argument("--out", required=True, help="output directory")
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--model", default="imagebind_world", help="model preset (default: imagebind_world)")
+    quick.add_argument(
+        "--processes", type=int, default=2,
+        help="bind stages trained at once, one torch thread each (default 2; 1: one after another)",
+    )  # fmt: skip
     quick.set_defaults(func=_quickstart)
     return parser
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from openbind.errors import OpenBindInputError
 from openbind.modalities.batch import BatchResult, ItemFailure, OnError
@@ -138,10 +138,13 @@ class ItemDataset(Dataset):
 
 
 def collate_items(batch: Sequence[tuple[int, torch.Tensor] | ItemFailure]) -> BatchResult:
-    """Stack the good items of a batch; `kept` holds their dataset indices, `failed` the bad ones."""
+    """Stack the good items of a batch; `kept` holds their dataset indices, `failed` the bad ones.
+
+    In a worker process torch's `default_collate` stacks straight into shared memory, sparing the copy that
+    sending a plainly stacked batch to the main process would make (a video batch is 18 MB per item)."""
     good = [x for x in batch if not isinstance(x, ItemFailure)]
     failed = [x for x in batch if isinstance(x, ItemFailure)]
-    tensor = torch.stack([t for _, t in good]) if good else torch.empty(0)
+    tensor = default_collate([t for _, t in good]) if good else torch.empty(0)
     return BatchResult(tensor, [i for i, _ in good], failed)
 
 

@@ -67,12 +67,17 @@ def test_bind_trains_only_its_tower(world, aligned, tmp_path):
     assert _log(run)[-1]["loss"] < _log(run)[0]["loss"]
 
 
-def test_resume_after_a_crash_reaches_the_same_weights(world, aligned, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "overrides", [{}, {"modality": "depth", "augment": True}], ids=["audio", "depth-augmented"]
+)
+def test_resume_after_a_crash_reaches_the_same_weights(world, aligned, tmp_path, monkeypatch, overrides):
+    if overrides:
+        overrides["train"] = [str(world.manifests[f"{overrides['modality']}_train"])]
     straight = tmp_path / "straight"
-    Trainer(_bind_config(world, aligned, straight)).fit()
+    Trainer(_bind_config(world, aligned, straight, **overrides)).fit()
 
     crashed = tmp_path / "crashed"
-    trainer = Trainer(_bind_config(world, aligned, crashed))
+    trainer = Trainer(_bind_config(world, aligned, crashed, **overrides))
     real_loss = trainer._loss
 
     def crash_at_step_5(batch, size):
@@ -85,13 +90,18 @@ def test_resume_after_a_crash_reaches_the_same_weights(world, aligned, tmp_path,
         trainer.fit()
     assert not (crashed / "model").exists()
     with pytest.raises(FileExistsError, match="--resume"):
-        Trainer(_bind_config(world, aligned, crashed)).fit()
-    Trainer(_bind_config(world, aligned, crashed)).fit(resume=True)
+        Trainer(_bind_config(world, aligned, crashed, **overrides)).fit()
+    Trainer(_bind_config(world, aligned, crashed, **overrides)).fit(resume=True)
     a = read_state_dict(straight / "model" / "model.safetensors")
     b = read_state_dict(crashed / "model" / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_augment_is_for_the_bind_stage_only(tmp_path):
+    with pytest.raises(ValueError, match="augment"):
+        TrainConfig(stage="align", train=["x.csv"], out=str(tmp_path), augment=True)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(world, aligned, tmp_path, monkeypatch):

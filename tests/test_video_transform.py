@@ -317,7 +317,10 @@ def test_each_bad_input_raises_input_error_naming_the_item(tmp_path):
         "empty file": (tmp_path / "empty.mp4", "empty"),
         "empty bytes": (b"", "empty"),
         "truncated (index lost)": (_truncated(good, tmp_path / "cut.mp4", 0.5), "cannot open"),
-        "truncated (data lost)": (_truncated(tmp_path / "faststart.mp4", tmp_path / "cut2.mp4", 0.5), "truncated"),
+        # The decoder's thread count decides whether the cut packet fails to decode or the stream just ends early.
+        "truncated (data lost)": (
+            _truncated(tmp_path / "faststart.mp4", tmp_path / "cut2.mp4", 0.5), "truncated|corrupt video data"
+        ),
         "corrupt data": (tmp_path / "corrupt.mp4", "corrupt"),
         "text file": (tmp_path / "notes.txt", "not a video"),
         "random bytes": (bytes(range(256)) * 8, "cannot open"),

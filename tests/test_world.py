@@ -274,6 +274,15 @@ def test_never_paired_and_arithmetic_manifests_are_complete(world):
         assert (row["object"], row["environment"]) in gallery
 
 
+def test_training_scenes_per_pair_can_differ(tmp_path):
+    info = write_world(tmp_path / "w", seed=0, **{**SMALL, "train_per_class": {"depth": 3, "thermal": 1}})
+    counts = {pair: len(_rows(info, f"{pair}_train")) for pair in ("audio", "depth", "thermal")}
+    assert counts == {"audio": 40 * N_OBJ, "depth": 3 * N_OBJ, "thermal": N_OBJ}
+    assert info.config["depth_train_per_class"] == 3
+    with pytest.raises(OpenBindInputError, match="unknown pairs"):
+        write_world(tmp_path / "bad", train_per_class={"sonar": 2})
+
+
 def test_output_is_complete_or_absent(tmp_path, monkeypatch):
     with pytest.raises(OpenBindInputError):
         write_world(tmp_path / "bad", train_per_class=0)

@@ -46,10 +46,17 @@ class VideoInfo:
 
 
 class VideoReader:
-    """An open video: its metadata, any frames by index, and its audio track. Use as a context manager."""
+    """An open video: its metadata, any frames by index, and its audio track. Use as a context manager.
 
-    def __init__(self, item: VideoInput):
+    threads: decoder threads; 0 lets FFmpeg use one per core. A process that decodes in several worker
+    processes at once (a DataLoader) wants 1 per worker, or the workers' threads fight over the cores.
+    """
+
+    def __init__(self, item: VideoInput, threads: int = 0):
+        if not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads must be an integer >= 0 (0: one per core), got {threads!r}")
         self.item = item
+        self._threads = threads
         self._source = _Source(item)
         self._container = self._source.open()
         try:
@@ -95,6 +102,8 @@ class VideoReader:
     def _video_stream(self) -> av.VideoStream:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        if self._stream.codec_context is not None:
+            self._stream.codec_context.thread_count = self._threads
         return self._stream
 
     def _count_frames(self) -> int:
@@ -311,9 +320,10 @@ class _Source:
             raise OpenBindInputError(item, f"cannot read video ({error})") from error
 
 
-def open_video(item: VideoInput) -> VideoReader:
-    """Open a video (path, bytes or binary file); close it with `with open_video(x) as video: ...`."""
-    return VideoReader(item)
+def open_video(item: VideoInput, threads: int = 0) -> VideoReader:
+    """Open a video (path, bytes or binary file); close it with `with open_video(x) as video: ...`.
+    threads: decoder threads (0: one per core)."""
+    return VideoReader(item, threads)
 
 
 def probe_video(item: VideoInput) -> VideoInfo:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -38,6 +39,7 @@ from openbind.train.data import (
     module_fingerprint,
 )
 from openbind.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from openbind.train.augment import crop_flip
 from openbind.train.finetune import apply_lora, freeze, unfreeze_last_blocks
 from openbind.train.loss import contrastive_accuracy, contrastive_loss
 from openbind.manifest import read_manifest
@@ -79,6 +81,7 @@ class TrainConfig:
     grad_checkpointing: bool = False
     cache_anchors: bool = True  # bind: cache the frozen tower's anchor embeddings on disk
     preload: bool = False  # decode every training input once and keep it in memory (small datasets)
+    augment: bool = False  # bind: random crops and flips of the bound modality's 2D maps (depth, thermal)
     local_loss: bool = False
     replication: list[float] = field(default_factory=list)  # per manifest (default 1.0 each)
     num_workers: int = 0
@@ -99,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"bind trains a new modality against frozen image/text towers, not {self.modality!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.augment and self.stage != "bind":
+            raise ValueError("augment applies to the bound modality's maps in the bind stage")
         if self.replication and len(self.replication) != len(self.train):
             raise ValueError("give one replication factor per training manifest")
         parse_finetune(self.finetune)
@@ -391,6 +396,9 @@ class Trainer:
     def _loss(self, batch: dict[str, Any], size: int) -> tuple[torch.Tensor, torch.Tensor]:
         batch = {**batch, **{k: batch[k][:size] for k in ("anchor", "other", "index") if batch[k] is not None}}
         other = batch["other"].to(self.device)
+        if self.config.augment:
+            seed = np.random.SeedSequence([self.config.seed, self.dist.rank, self.step]).generate_state(1)[0]
+            other = crop_flip(other, torch.Generator().manual_seed(int(seed)))
         if self.caches is not None:
             anchor_emb = self.caches[batch["dataset"]].get(batch["index"])
             if anchor_emb is None:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -93,7 +93,7 @@ def write_world(
     out_dir: str | os.PathLike,
     *,
     seed: int = 0,
-    train_per_class: int = 40,
+    train_per_class: int | Mapping[str, int] = 40,
     test_per_class: int = 20,
     align_per_combo: int = 20,
     videos_train_per_activity: int = 20,
@@ -107,7 +107,8 @@ def write_world(
     """Generate the paired world under `out_dir` and return its WorldInfo (also written to world.json).
 
     Per object class: `train_per_class` training scenes for each bound pair (image+audio, image+depth,
-    image+thermal; separate scenes per pair, environments balanced) and `test_per_class` test scenes
+    image+thermal; separate scenes per pair, environments balanced; an int for all three or a mapping
+    {"audio": n, "depth": n, "thermal": n}, missing pairs getting 40) and `test_per_class` test scenes
     rendered in every modality. The image-text set has `align_per_combo` images of every (object,
     environment) pair plus three frames of every training video captioned with its activity. Per activity:
     `videos_*_per_activity` ego-motion videos with their IMU. Embedding arithmetic gets a gallery of
@@ -115,8 +116,15 @@ def write_world(
     image of the object there plus an ambience-only sound of another environment, cycling through the
     other environments. An existing non-empty `out_dir` is an error unless `overwrite`.
     """
+    if isinstance(train_per_class, Mapping):
+        unknown = set(train_per_class) - {pair for pair, _ in _PAIRS}
+        if unknown:
+            raise OpenBindInputError(train_per_class, f"unknown pairs {sorted(unknown)}: use audio, depth, thermal")
+        per_pair = {pair: train_per_class.get(pair, 40) for pair, _ in _PAIRS}
+    else:
+        per_pair = {pair: train_per_class for pair, _ in _PAIRS}
     counts = {
-        "train_per_class": train_per_class, "test_per_class": test_per_class, "align_per_combo": align_per_combo,
+        **{f"{pair}_train_per_class": n for pair, n in per_pair.items()}, "test_per_class": test_per_class, "align_per_combo": align_per_combo,
         "videos_train_per_activity": videos_train_per_activity, "videos_test_per_activity": videos_test_per_activity,
         "arithmetic_per_combo": arithmetic_per_combo,
     }
@@ -179,7 +187,8 @@ class _Builder:
         self.rows.setdefault(manifest, []).append(row)
 
     def plan(
-        self, *, train_per_class: int, test_per_class: int, align_per_combo: int,
+        self, *, audio_train_per_class: int, depth_train_per_class: int, thermal_train_per_class: int,
+        test_per_class: int, align_per_combo: int,
         videos_train_per_activity: int, videos_test_per_activity: int, arithmetic_per_combo: int,
     ) -> list[Callable[[], None]]:
         """Every item as a zero-argument job, in manifest order."""
@@ -188,9 +197,11 @@ class _Builder:
         jobs: list[Callable[[], None]] = []
         for i, (o, e) in enumerate(c for c in combos for _ in range(align_per_combo)):
             jobs.append(partial(self.align_scene, i, o, e))
+        per_pair = {"audio": audio_train_per_class, "depth": depth_train_per_class, "thermal": thermal_train_per_class}
         for p, (pair, stream) in enumerate(_PAIRS):
-            for o, k in itertools.product(range(n_obj), range(train_per_class)):
-                jobs.append(partial(self.pair_scene, pair, stream, o * train_per_class + k, o, (k + o + p) % n_env))
+            n = per_pair[pair]
+            for o, k in itertools.product(range(n_obj), range(n)):
+                jobs.append(partial(self.pair_scene, pair, stream, o * n + k, o, (k + o + p) % n_env))
         for o, k in itertools.product(range(n_obj), range(test_per_class)):
             jobs.append(partial(self.test_scene, o * test_per_class + k, o, (k + o) % n_env))
         for split, per in (("train", videos_train_per_activity), ("test", videos_test_per_activity)):

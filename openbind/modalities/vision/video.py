@@ -56,7 +56,7 @@ class VideoTransform:
             raise ValueError("clip_duration, clips_per_video and frames_per_clip must be positive")
 
     def __call__(self, item: VideoInput) -> torch.Tensor:
-        with open_video(item) as video:
+        with open_video(item, threads=decoder_threads()) as video:
             return self.from_reader(video)
 
     def from_reader(self, video: VideoReader) -> torch.Tensor:
@@ -130,6 +130,12 @@ class VideoTransform:
         return torch.stack([clips[..., y : y + size, x : x + size] for y, x in offsets], dim=1)
 
 
+def decoder_threads() -> int:
+    """As many decoder threads as torch's intra-op threads: all cores in a plain process, one in each
+    DataLoader worker (torch gives workers one thread), where more would fight the other workers."""
+    return torch.get_num_threads()
+
+
 @dataclass
 class VideoWithAudio:
     """A video's model input and its raw audio track (None when the file has no audio)."""
@@ -142,7 +148,7 @@ class VideoWithAudio:
 def load_video_with_audio(item: VideoInput, *, transform: VideoTransform | None = None) -> VideoWithAudio:
     """Read the video clips and the audio track of one file, opening it once."""
     transform = transform or VideoTransform()
-    with open_video(item) as video:
+    with open_video(item, threads=decoder_threads()) as video:
         clips = transform.from_reader(video)
         audio = video.audio()
     if audio is None:
