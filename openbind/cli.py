@@ -106,7 +106,7 @@ def _eval_zeroshot(args: argparse.Namespace) -> int:
 def _world(args: argparse.Namespace) -> int:
     from openbind.world import write_world
 
-    info = write_world(args.out, seed=args.seed, progress=True)
+    info = write_world(args.out, seed=args.seed, processes=args.processes, progress=True)
     print(f"world written to {info.out_dir}: {info.counts}")
     return 0
 
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     world.add_argument("--out", required=True, help="directory to create (written atomically)")
     world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--processes", type=int, default=1, help="render in this many processes (same output)")
     world.set_defaults(func=_world)
 
     quick = sub.add_parser(
@@ -214,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--model", default="imagebind_world", help="model preset (default: imagebind_world)")
     quick.add_argument(
         "--processes", type=int, default=2,
-        help="bind stages trained at once, one torch thread each (default 2; 1: one after another)",
+        help="processes rendering the world, and bind stages trained at once with one torch thread each "
+        "(default 2; 1: everything in this process)",
     )  # fmt: skip
     quick.set_defaults(func=_quickstart)
     return parser

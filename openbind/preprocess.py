@@ -14,12 +14,13 @@ For large jobs, `loader(modality, items, num_workers=N)` decodes in worker proce
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from openbind.errors import OpenBindInputError
 from openbind.modalities.batch import BatchResult, ItemFailure, OnError
@@ -131,10 +132,38 @@ class ItemDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor] | ItemFailure:
+        return self._load(i)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[int, torch.Tensor] | ItemFailure]:
+        """One batch, as a DataLoader worker fetches it. A transform with a `fixed_output_shape` (video: 18 MB
+        per item) writes each item straight into its row of one batch in shared memory, which reaches the
+        main process as is: no stacking copy, no copy into shared memory (`collate_items` passes it on)."""
+        shape = getattr(self.transform, "fixed_output_shape", None)
+        if shape is None or get_worker_info() is None:
+            return [self._load(i) for i in indices]
+        batch = _SharedBatch(_shared_empty((len(indices), *shape)))
+        batch.extend(self._load(i, out=row) for i, row in zip(indices, batch.tensor))
+        return batch
+
+    def _load(self, i: int, out: torch.Tensor | None = None) -> tuple[int, torch.Tensor] | ItemFailure:
         try:
-            return i, self.transform(self.items[i])
+            return i, self.transform(self.items[i]) if out is None else self.transform(self.items[i], out=out)
         except OpenBindInputError as error:
             return ItemFailure(i, self.items[i], error)
+
+
+class _SharedBatch(list):
+    """A worker's items whose tensors are the rows of `tensor`, a batch in shared memory."""
+
+    def __init__(self, tensor: torch.Tensor):
+        super().__init__()
+        self.tensor = tensor
+
+
+def _shared_empty(shape: tuple[int, ...]) -> torch.Tensor:
+    """An uninitialized float32 tensor in shared memory (what torch's default_collate allocates in workers)."""
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * 4)
+    return torch.empty(0).set_(storage, 0, shape)
 
 
 def collate_items(batch: Sequence[tuple[int, torch.Tensor] | ItemFailure]) -> BatchResult:
@@ -144,7 +173,10 @@ def collate_items(batch: Sequence[tuple[int, torch.Tensor] | ItemFailure]) -> Ba
     sending a plainly stacked batch to the main process would make (a video batch is 18 MB per item)."""
     good = [x for x in batch if not isinstance(x, ItemFailure)]
     failed = [x for x in batch if isinstance(x, ItemFailure)]
-    tensor = default_collate([t for _, t in good]) if good else torch.empty(0)
+    if isinstance(batch, _SharedBatch) and not failed:
+        tensor = batch.tensor  # already stacked, in shared memory
+    else:
+        tensor = default_collate([t for _, t in good]) if good else torch.empty(0)
     return BatchResult(tensor, [i for i, _ in good], failed)
 
 

@@ -333,3 +333,37 @@ def test_each_bad_input_raises_input_error_naming_the_item(tmp_path):
             VideoTransform()(item)
             pytest.fail(f"no error for {kind}")
         assert info.value.item is item, kind
+
+
+def test_dataloader_workers_hand_over_batches_in_shared_memory_that_match_the_transform(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from openbind.preprocess import ItemDataset, collate_items
+
+    good = write_video(tmp_path / "good.mp4", frames=50)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers: decoding and resizing then round the same way
+    try:
+        expected = VideoTransform()(good)
+    finally:
+        torch.set_num_threads(threads)
+    dataset = ItemDataset("video", [good, tmp_path / "missing.mp4", good, good], VideoTransform())
+    batches = list(DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_items))
+    assert [b.kept for b in batches] == [[0], [2, 3]]
+    assert [[f.index for f in b.failed] for b in batches] == [[1], []]
+    full = batches[1].tensor
+    assert full.shape == (2, 15, 3, 2, 224, 224) and full.is_shared()
+    for batch in batches:
+        for row in batch.tensor:
+            torch.testing.assert_close(row, expected, rtol=0, atol=0)
+
+
+def test_out_must_match_the_output():
+    transform = VideoTransform()
+    clips = torch.zeros(5, 3, 2, 224, 298)
+    assert transform.fixed_output_shape == (15, 3, 2, 224, 224)
+    assert VideoTransform(protocol="paper").fixed_output_shape is None
+    out = torch.empty(15, 3, 2, 224, 224)
+    assert transform.spatial_crops(clips, out).data_ptr() == out.data_ptr()
+    with pytest.raises(ValueError, match="contiguous float32"):
+        transform.spatial_crops(clips, torch.empty(14, 3, 2, 224, 224))

@@ -43,7 +43,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 def test_same_seed_gives_identical_bytes_and_other_seed_differs(world, tmp_path):
-    again = write_world(tmp_path / "again", seed=0, **SMALL)
+    again = write_world(tmp_path / "again", seed=0, processes=2, **SMALL)  # the fixture used one process
     other = write_world(tmp_path / "other", seed=1, **SMALL)
     first, second, third = _digests(world.out_dir), _digests(again.out_dir), _digests(other.out_dir)
     assert first == second

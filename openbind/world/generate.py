@@ -12,10 +12,12 @@ import csv
 import io
 import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -101,6 +103,7 @@ def write_world(
     arithmetic_per_combo: int = 3,
     image_size: int = 160,
     video_size: int = 128,
+    processes: int = 1,
     progress: bool = False,
     overwrite: bool = False,
 ) -> WorldInfo:
@@ -114,7 +117,8 @@ def write_world(
     `videos_*_per_activity` ego-motion videos with their IMU. Embedding arithmetic gets a gallery of
     GALLERY_PER_COMBO images per (object, environment) and `arithmetic_per_combo` queries per (object, environment): an
     image of the object there plus an ambience-only sound of another environment, cycling through the
-    other environments. An existing non-empty `out_dir` is an error unless `overwrite`.
+    other environments. An existing non-empty `out_dir` is an error unless `overwrite`. `processes` > 1 renders
+    in that many processes, with identical output.
     """
     if isinstance(train_per_class, Mapping):
         unknown = set(train_per_class) - {pair for pair, _ in _PAIRS}
@@ -124,7 +128,8 @@ def write_world(
     else:
         per_pair = {pair: train_per_class for pair, _ in _PAIRS}
     counts = {
-        **{f"{pair}_train_per_class": n for pair, n in per_pair.items()}, "test_per_class": test_per_class, "align_per_combo": align_per_combo,
+        **{f"{pair}_train_per_class": n for pair, n in per_pair.items()},
+        "test_per_class": test_per_class, "align_per_combo": align_per_combo,
         "videos_train_per_activity": videos_train_per_activity, "videos_test_per_activity": videos_test_per_activity,
         "arithmetic_per_combo": arithmetic_per_combo,
     }
@@ -133,6 +138,8 @@ def write_world(
     for name, value in counts.items():
         if not isinstance(value, int) or value < 1:
             raise OpenBindInputError(value, f"{name} must be an integer >= 1")
+    if not isinstance(processes, int) or processes < 1:
+        raise OpenBindInputError(processes, "processes must be an integer >= 1")
     for name, value in (("image_size", image_size), ("video_size", video_size)):
         if not isinstance(value, int) or not 32 <= value <= 1024 or value % 2:
             raise OpenBindInputError(value, f"{name} must be an even integer in [32, 1024]")
@@ -151,15 +158,55 @@ def write_world(
     try:
         os.chmod(tmp, 0o755)
         builder = _Builder(tmp, seed, image_size, video_size)
-        jobs = builder.plan(**counts)
-        for job in tqdm(jobs, desc="world", unit="item", disable=not progress):
-            job()
+        _render(builder, counts, processes, progress)
         info = builder.finish(out, config)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return info
+
+
+def _ambience_path(i: int) -> str:
+    """Ambience sound i belongs to environment i % len(ENVIRONMENTS) (see `_Builder.plan`)."""
+    return f"arithmetic/ambience/e{i:05d}_audio.wav"
+
+
+def _render(builder: _Builder, counts: dict[str, int], processes: int, progress: bool) -> None:
+    """Render every planned item, in `processes` processes when > 1; manifest rows land in plan order either
+    way, and every file is the same (each item draws from its own seeded generator)."""
+    jobs = builder.plan(**counts)
+    bar = tqdm(total=len(jobs), desc="world", unit="item", disable=not progress)
+    with bar:
+        if processes <= 1:
+            for job in jobs:
+                job()
+                bar.update()
+            return
+        context = multiprocessing.get_context("spawn")
+        args = (builder.root, builder.seed, builder.image_size, builder.video_size, counts)
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_start_worker, initargs=args) as pool:
+            for rows in pool.map(_run_job, range(len(jobs)), chunksize=8):
+                for manifest, manifest_rows in rows.items():
+                    builder.rows.setdefault(manifest, []).extend(manifest_rows)
+                bar.update()
+
+
+_WORKER_BUILDER: _Builder | None = None  # a worker process's own builder and plan
+_WORKER_JOBS: list[Callable[[], None]] = []
+
+
+def _start_worker(root: Path, seed: int, image_size: int, video_size: int, counts: dict[str, int]) -> None:
+    global _WORKER_BUILDER
+    _WORKER_BUILDER = _Builder(root, seed, image_size, video_size)
+    _WORKER_JOBS[:] = _WORKER_BUILDER.plan(**counts)
+
+
+def _run_job(index: int) -> dict[str, list[dict[str, str]]]:
+    """Job `index` of the plan in this worker; the manifest rows it added."""
+    _WORKER_BUILDER.rows = {}
+    _WORKER_JOBS[index]()
+    return _WORKER_BUILDER.rows
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -178,7 +225,6 @@ class _Builder:
     def __init__(self, root: Path, seed: int, image_size: int, video_size: int):
         self.root, self.seed, self.image_size, self.video_size = root, seed, image_size, video_size
         self.rows: dict[str, list[dict[str, str]]] = {}
-        self.ambience_files: dict[int, list[str]] = {}
 
     def rng(self, stream: int, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, stream, index])
@@ -289,13 +335,12 @@ class _Builder:
     def ambience(self, i: int, e: int) -> None:
         rng = self.rng(_AMBIENCE, i)
         sound = render.render_sound(render.sample_place(ENVIRONMENTS[e], rng), None, rng)
-        path = self.write_wav(f"arithmetic/ambience/e{i:05d}_audio.wav", sound)
-        self.ambience_files.setdefault(e, []).append(path)
+        self.write_wav(_ambience_path(i), sound)
 
     def query(self, i: int, o: int, x: int, y: int) -> None:
         still, _, _, _ = self._scene(self.rng(_QUERY, i), o, x, sound=False)
         image = self.write_jpeg(f"arithmetic/query/q{i:05d}_image.jpg", still.image)
-        audio = self.ambience_files[y][i % AMBIENCE_PER_ENVIRONMENT]
+        audio = _ambience_path((i % AMBIENCE_PER_ENVIRONMENT) * len(ENVIRONMENTS) + y)  # that place's k-th
         self.add("arithmetic_test", image=image, audio=audio, label=OBJECTS[o].name, object=OBJECTS[o].name,
                  environment=ENVIRONMENTS[y].name, source_environment=ENVIRONMENTS[x].name)
 

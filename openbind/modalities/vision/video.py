@@ -55,18 +55,29 @@ class VideoTransform:
         if self.clip_duration <= 0 or self.clips_per_video < 1 or self.frames_per_clip < 1:
             raise ValueError("clip_duration, clips_per_video and frames_per_clip must be positive")
 
-    def __call__(self, item: VideoInput) -> torch.Tensor:
-        with open_video(item, threads=decoder_threads()) as video:
-            return self.from_reader(video)
+    @property
+    def fixed_output_shape(self) -> tuple[int, ...] | None:
+        """The output shape whatever the video (None under the paper protocol, whose clip count varies)."""
+        if self.protocol == "paper":
+            return None
+        return (self.clips_per_video * self.crops, 3, self.frames_per_clip, self.size, self.size)
 
-    def from_reader(self, video: VideoReader) -> torch.Tensor:
+    def __call__(self, item: VideoInput, out: torch.Tensor | None = None) -> torch.Tensor:
+        """out: a contiguous float32 tensor of the output's shape to write into (e.g. one row of a batch in
+        shared memory, which then reaches a DataLoader's main process without a copy)."""
+        with open_video(item, threads=decoder_threads()) as video:
+            return self.from_reader(video, out)
+
+    def from_reader(self, video: VideoReader, out: torch.Tensor | None = None) -> torch.Tensor:
         """Transform an already open video (lets a caller read its audio from the same open file)."""
         info = video.info
         clips = self.clip_frame_indices(info.fps, info.num_frames)
         unique, inverse = np.unique(np.asarray(clips).ravel(), return_inverse=True)
-        frames = self._decode_resize(video, unique.tolist())[torch.from_numpy(inverse)]
+        frames = self._decode_resize(video, unique.tolist())
+        if not np.array_equal(inverse, np.arange(inverse.size)):  # clips share frames: repeat them (a copy)
+            frames = frames[torch.from_numpy(inverse)]
         frames = frames.view(len(clips), self.frames_per_clip, *frames.shape[1:]).transpose(1, 2)
-        return self.spatial_crops(frames).flatten(0, 1).contiguous()
+        return self.spatial_crops(frames, out).flatten(0, 1)
 
     def _decode_resize(self, video: VideoReader, indices: list[int]) -> torch.Tensor:
         """Resized frames for sorted distinct `indices`, resized in chunks as they are decoded, so that at most
@@ -116,8 +127,9 @@ class VideoTransform:
         std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
         return x.sub_(mean).div_(std)
 
-    def spatial_crops(self, clips: torch.Tensor) -> torch.Tensor:
-        """(clips, 3, T, h, w) -> (clips, crops, 3, T, size, size): start/center/end of the longer side."""
+    def spatial_crops(self, clips: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(clips, 3, T, h, w) -> (clips, crops, 3, T, size, size): start/center/end of the longer side,
+        written into `out` (any contiguous tensor of as many elements) when given."""
         height, width = clips.shape[-2:]
         size = self.size
         center_y, center_x = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
@@ -127,7 +139,14 @@ class VideoTransform:
             offsets = [(center_y, 0), (center_y, center_x), (center_y, width - size)]
         if self.crops == 1:
             offsets = offsets[1:2]
-        return torch.stack([clips[..., y : y + size, x : x + size] for y, x in offsets], dim=1)
+        crops = [clips[..., y : y + size, x : x + size] for y, x in offsets]
+        if out is None:
+            return torch.stack(crops, dim=1)
+        shape = (clips.shape[0], len(crops), *crops[0].shape[1:])
+        if not out.is_contiguous() or out.dtype != torch.float32 or out.numel() != math.prod(shape):
+            raise ValueError(f"out must be a contiguous float32 tensor of {math.prod(shape)} elements {shape}, "
+                             f"got {out.dtype} {tuple(out.shape)}")
+        return torch.stack(crops, dim=1, out=out.view(shape))
 
 
 def decoder_threads() -> int:
