@@ -534,3 +534,31 @@ def test_input_waveform_is_not_modified():
     before = data.clone()
     AudioTransform(reference_inplace_mean=True)((data, 16000))
     assert torch.equal(data, before)
+
+
+def test_dataloader_workers_hand_over_batches_in_shared_memory_that_match_the_transform(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from openbind.preprocess import ItemDataset, collate_items
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, seconds in enumerate((0.5, 3.0, 7.5)):
+        paths.append(tmp_path / f"s{i}.wav")
+        soundfile.write(paths[-1], rng.normal(0, 0.1, int(44100 * seconds)).astype(np.float32), 44100)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers
+    try:
+        expected = [AudioTransform()(p) for p in paths]
+    finally:
+        torch.set_num_threads(threads)
+    dataset = ItemDataset("audio", [paths[0], tmp_path / "missing.wav", paths[1], paths[2]], AudioTransform())
+    batches = list(DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_items))
+    assert [b.kept for b in batches] == [[0], [2, 3]] and [len(b.failed) for b in batches] == [1, 0]
+    assert batches[1].tensor.is_shared() and batches[1].tensor.shape == (2, 3, 1, 128, 204)
+    rows = [row for batch in batches for row in batch.tensor]
+    for row, want in zip(rows, expected):
+        torch.testing.assert_close(row, want, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="float32 tensor of shape"):
+        AudioTransform()(paths[0], out=torch.empty(2, 1, 128, 204))
+    assert AudioTransform(sampler="paper").fixed_output_shape is None

@@ -125,8 +125,17 @@ class AudioTransform:
                 "non-zero"
             )
 
-    def __call__(self, item: Any) -> torch.Tensor:
-        return self._features([self._clips(item, reuse=True)])
+    @property
+    def fixed_output_shape(self) -> tuple[int, ...] | None:
+        """The output shape whatever the file (None with the paper's sampler, whose clip count varies)."""
+        if self.sampler == "paper":
+            return None
+        return (self.clips_per_file, 1, self.num_mel_bins, self.target_length)
+
+    def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+        """out: a float32 tensor of the output's shape to write into (e.g. one row of a batch in shared memory,
+        which then reaches a DataLoader's main process without a copy)."""
+        return self._features([self._clips(item, reuse=True)], out)
 
     def batch(self, items: Any, on_error: OnError = "raise") -> torch.Tensor | BatchResult:
         """[N, clips, 1, mel, frames] for many items.
@@ -260,15 +269,22 @@ class AudioTransform:
                 clips.append(segment[0] - mean)
         return clips
 
-    def _features(self, prepared: list[list[torch.Tensor]]) -> torch.Tensor:
-        """Normalized, padded/cropped log-mel [all clips, 1, mel, target_length] from one fbank call."""
+    def _features(self, prepared: list[list[torch.Tensor]], out: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalized, padded/cropped log-mel [all clips, 1, mel, target_length] from one fbank call, written
+        into `out` when given."""
         waveforms = [clip for clips in prepared for clip in clips]
         features, counts = kaldi_fbank_packed(
             waveforms, sample_rate=self.sample_rate, num_mel_bins=self.num_mel_bins, workspace=True
         )
         features = features.T  # [mel, frames of all clips]
         padding = (features.new_zeros(()) - self.mean) / self.std  # the log-domain zeros, normalized
-        out = padding.expand(len(counts), 1, self.num_mel_bins, self.target_length).clone()
+        shape = (len(counts), 1, self.num_mel_bins, self.target_length)
+        if out is None:
+            out = padding.expand(shape).clone()
+        elif out.shape != shape or out.dtype != torch.float32:
+            raise ValueError(f"out must be a float32 tensor of shape {shape}, got {out.dtype} {tuple(out.shape)}")
+        else:
+            out.copy_(padding.expand(shape))
         # The reference normalizes after padding, (x - mean) / std: the same two roundings per value.
         if len(set(counts)) == 1:  # the usual case: one pass for all clips
             frames = min(counts[0], self.target_length)
