@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from openbind.factory import create_model
 from openbind.model.imagebind import ImageBind
+from openbind.train.augment import crop_flip
 from openbind.train.data import (
     EmbeddingCache,
     PairDataset,
@@ -39,7 +40,6 @@ from openbind.train.data import (
     module_fingerprint,
 )
 from openbind.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
-from openbind.train.augment import crop_flip
 from openbind.train.finetune import apply_lora, freeze, unfreeze_last_blocks
 from openbind.train.loss import contrastive_accuracy, contrastive_loss
 from openbind.manifest import read_manifest
