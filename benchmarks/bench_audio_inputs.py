@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import multiprocessing.pool
 import statistics
 import tempfile
 import time
@@ -36,6 +35,8 @@ from openbind.io.audio import dense_sinc_kernel
 from openbind.modalities.audio.fbank import mel_filterbank
 from openbind.modalities.audio.transform import AudioTransform, clip_sample_ranges, load_audios
 from openbind.preprocess import ItemDataset, collate_items
+
+from common import two_processes
 
 BATCH = 16
 
@@ -118,18 +119,6 @@ def make_loader(paths: list[Path], transform: AudioTransform) -> DataLoader:
 def run_loader(loader: DataLoader) -> None:
     for batch in loader:
         assert not batch.failed
-
-
-def _transform_all(paths: list[Path], transform: AudioTransform) -> None:
-    torch.set_num_threads(1)
-    run_per_file(paths, transform)
-
-
-def two_processes(pool: multiprocessing.pool.Pool, paths: list[Path], transform: AudioTransform):
-    """Half the files in each of 2 independent 1-thread processes (started once): the machine's own ceiling
-    for 2 workers, with nothing crossing between processes."""
-    halves = [(paths[: len(paths) // 2], transform), (paths[len(paths) // 2 :], transform)]
-    return lambda: pool.starmap(_transform_all, halves)
 
 
 def main() -> None:

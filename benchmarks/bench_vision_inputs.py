@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import multiprocessing.pool
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from common import median, print_table
+from common import median, print_table, two_processes
 from openbind.io.video import open_video
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 from openbind.modalities.vision.transform import ImageTransform
@@ -119,19 +118,6 @@ def per_file(
     return run
 
 
-def _transform_all(paths: list[Path], transform: Callable[[Path], torch.Tensor]) -> None:
-    torch.set_num_threads(1)
-    for path in paths:
-        transform(path)
-
-
-def two_processes(pool: multiprocessing.pool.Pool, paths: list[Path], transform: Callable) -> Callable[[], object]:
-    """Half the files in each of 2 independent 1-thread processes (started once): the machine's own ceiling
-    for 2 workers, with nothing crossing between processes."""
-    halves = [(paths[: len(paths) // 2], transform), (paths[len(paths) // 2 :], transform)]
-    return lambda: pool.starmap(_transform_all, halves)
-
-
 def through_loader(
     modality: str, paths: list[Path], transform: Callable[[Path], torch.Tensor], batch: int
 ) -> Callable[[], object]:
@@ -175,7 +161,8 @@ def main() -> None:
 
         rates = {}
         pool = multiprocessing.get_context("spawn").Pool(2)
-        pool.starmap(_transform_all, [([images[0]], image_transform), ([video], video_transform)])  # warm up
+        two_processes(pool, images[:2], image_transform)()  # warm up: start the workers, import in them
+        two_processes(pool, [video, video], video_transform)()
         for kind, modality, files, transform, reference, batch in (
             ("images 640x480 JPEG", "vision", images, image_transform, reference_style_image, 8),
             ("videos 4 s 320x240 25 fps", "video", videos, video_transform, reference_style_video, 2),

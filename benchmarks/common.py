@@ -76,3 +76,16 @@ def print_table(headers: list[str], rows: list[list[object]]) -> None:
 
 def gflops(macs: float, seconds: float) -> float:
     return 2 * macs / seconds / 1e9 if seconds > 0 and math.isfinite(seconds) else float("nan")
+
+
+def _transform_all(paths: list, transform: Callable) -> None:
+    torch.set_num_threads(1)
+    for path in paths:
+        transform(path)
+
+
+def two_processes(pool, paths: list, transform: Callable) -> Callable[[], object]:
+    """A timed case: half the files in each of 2 independent 1-thread processes of `pool` (a spawn Pool(2),
+    started once): what the machine itself gives 2 workers, with nothing crossing between processes."""
+    halves = [(paths[: len(paths) // 2], transform), (paths[len(paths) // 2 :], transform)]
+    return lambda: pool.starmap(_transform_all, halves)

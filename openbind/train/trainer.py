@@ -35,7 +35,6 @@ from openbind.train.augment import crop_flip
 from openbind.train.data import (
     EmbeddingCache,
     PairDataset,
-    collate_pairs,
     make_loader,
     module_fingerprint,
 )
