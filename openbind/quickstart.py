@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import logging
+import math
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -179,7 +180,10 @@ def _run_binds(configs: list[TrainConfig], processes: int, progress: bool) -> li
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
     with ProcessPoolExecutor(min(processes, len(configs)), mp_context=context) as pool:
         futures = [pool.submit(_run_stage, config, 1) for config in quiet]
-        with tqdm(desc=f"bind {', '.join(c.modality for c in configs)}", unit="step", disable=not progress) as bar:
+        # every row of the world's manifests is a good pair, and the sampler drops the last partial batch
+        total = sum(math.ceil(c.epochs * (len(_rows(Path(c.train[0]))) // c.batch_size)) for c in configs)
+        desc = f"bind {', '.join(c.modality for c in configs)}"
+        with tqdm(total=total, desc=desc, unit="step", disable=not progress) as bar:
             while not all(future.done() for future in futures):
                 bar.n = sum(_logged_steps(Path(config.out) / "log.jsonl") for config in configs)
                 bar.refresh()
