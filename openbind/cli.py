@@ -39,8 +39,8 @@ TRAIN_HELP = {
     "grad_checkpointing": "recompute activations in the backward pass to save memory",
     "cache_anchors": "bind: embed every anchor once with the frozen tower and cache it on disk",
     "preload": "decode every training input once and keep it in memory (fast for small datasets)",
-    "augment": "bind: random crops (70-100%% of the side) and left-right flips of the bound modality's 2D maps "
-    "(depth, thermal); helps towers that learn from few maps",
+    "augment": "bind depth or thermal: random crops (70-100%% of the side) and left-right flips of the maps; "
+    "helps towers that learn from few maps",
     "local_loss": "multi-process: each rank scores only its own rows against all gathered negatives",
     "replication": "per-manifest replication factors (the paper's Table 9), one per --train",
     "num_workers": "DataLoader worker processes for decoding",

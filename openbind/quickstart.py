@@ -184,9 +184,11 @@ def _run_binds(configs: list[TrainConfig], processes: int, progress: bool) -> li
         total = sum(math.ceil(c.epochs * (len(_rows(Path(c.train[0]))) // c.batch_size)) for c in configs)
         desc = f"bind {', '.join(c.modality for c in configs)}"
         with tqdm(total=total, desc=desc, unit="step", disable=not progress) as bar:
-            while not all(future.done() for future in futures):
+            while True:
                 bar.n = sum(_logged_steps(Path(config.out) / "log.jsonl") for config in configs)
                 bar.refresh()
+                if all(future.done() for future in futures):
+                    break
                 time.sleep(0.5)
         return [future.result() for future in futures]
 

@@ -99,9 +99,13 @@ def test_resume_after_a_crash_reaches_the_same_weights(world, aligned, tmp_path,
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_augment_is_for_the_bind_stage_only(tmp_path):
+def test_augment_is_for_depth_and_thermal_binds_only(tmp_path):
     with pytest.raises(ValueError, match="augment"):
         TrainConfig(stage="align", train=["x.csv"], out=str(tmp_path), augment=True)
+    with pytest.raises(ValueError, match="not bind 'audio'"):
+        TrainConfig(stage="bind", modality="audio", train=["x.csv"], out=str(tmp_path), augment=True)
+    for modality in ("depth", "thermal"):
+        assert TrainConfig(stage="bind", modality=modality, train=["x.csv"], out=str(tmp_path), augment=True).augment
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(world, aligned, tmp_path, monkeypatch):

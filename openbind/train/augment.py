@@ -1,4 +1,4 @@
-"""Random crop-and-flip of the bound modality's maps (depth, thermal), batched on the training device.
+"""Random crop-and-flip of the bound modality's maps (depth, thermal), on the training device.
 
 The paper found strong augmentation helps depth (FACTS.md section 4). It matters most when a tower learns
 from few maps: on the world's 400 depth maps a supervised probe of the world tower went from 0.32 to 0.67
@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+AUGMENTED_MODALITIES = ("depth", "thermal")  # image-like maps; a spectrogram or IMU window must not be flipped
 MIN_SCALE = 0.7  # the crop's side as a fraction of the map's side: 70-100%
 FLIP_PROBABILITY = 0.5
 

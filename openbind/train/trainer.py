@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from openbind.factory import create_model
 from openbind.model.imagebind import ImageBind
-from openbind.train.augment import crop_flip
+from openbind.train.augment import AUGMENTED_MODALITIES, crop_flip
 from openbind.train.data import (
     EmbeddingCache,
     PairDataset,
@@ -80,7 +80,7 @@ class TrainConfig:
     grad_checkpointing: bool = False
     cache_anchors: bool = True  # bind: cache the frozen tower's anchor embeddings on disk
     preload: bool = False  # decode every training input once and keep it in memory (small datasets)
-    augment: bool = False  # bind: random crops and flips of the bound modality's 2D maps (depth, thermal)
+    augment: bool = False  # bind depth/thermal: random crops and flips of the maps (openbind.train.augment)
     local_loss: bool = False
     replication: list[float] = field(default_factory=list)  # per manifest (default 1.0 each)
     num_workers: int = 0
@@ -101,8 +101,11 @@ class TrainConfig:
             raise ValueError(f"bind trains a new modality against frozen image/text towers, not {self.modality!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if self.augment and self.stage != "bind":
-            raise ValueError("augment applies to the bound modality's maps in the bind stage")
+        if self.augment and (self.stage != "bind" or self.modality not in AUGMENTED_MODALITIES):
+            raise ValueError(
+                f"augment crops and flips 2D maps of {' and '.join(AUGMENTED_MODALITIES)} in the bind stage, "
+                f"not {self.stage} {self.modality!r}"
+            )
         if self.replication and len(self.replication) != len(self.train):
             raise ValueError("give one replication factor per training manifest")
         parse_finetune(self.finetune)
