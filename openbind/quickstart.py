@@ -72,9 +72,9 @@ class Stage:
 
 STAGES = (  # binds longest first, so that two processes finish them at about the same time
     Stage("align", "text", "image", epochs=35, lr=2e-3, batch_size=64),
-    Stage("thermal", "thermal", "image", epochs=300, lr=2e-3, batch_size=50, augment=True),
-    Stage("depth", "depth", "image", epochs=210, lr=2e-3, batch_size=50, augment=True),
-    Stage("audio", "audio", "image", epochs=40, lr=2e-3, batch_size=50),
+    Stage("depth", "depth", "image", epochs=105, lr=2e-3, batch_size=50, augment=True),  # 2,520 steps
+    Stage("thermal", "thermal", "image", epochs=300, lr=2e-3, batch_size=50, augment=True),  # 2,400 steps
+    Stage("audio", "audio", "image", epochs=25, lr=2e-3, batch_size=50),
     Stage("imu", "imu", "video", epochs=60, lr=2e-3, batch_size=40),
 )
 

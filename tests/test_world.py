@@ -15,7 +15,9 @@ from PIL import Image, ImageFilter
 
 from openbind.errors import OpenBindInputError
 from openbind.world import ACTIVITIES, ENVIRONMENTS, OBJECTS, WorldInfo, render, write_world
-from openbind.world.generate import GALLERY_PER_COMBO, IMU_RATE_HZ, IMU_SECONDS, VIDEO_FPS, VIDEO_SECONDS
+from openbind.world.generate import (
+    GALLERY_PER_COMBO, IMU_RATE_HZ, IMU_SECONDS, TRAIN_PER_CLASS, VIDEO_FPS, VIDEO_SECONDS,
+)
 
 SMALL = dict(
     train_per_class=2, test_per_class=1, align_per_combo=1, videos_train_per_activity=1,
@@ -277,7 +279,7 @@ def test_never_paired_and_arithmetic_manifests_are_complete(world):
 def test_training_scenes_per_pair_can_differ(tmp_path):
     info = write_world(tmp_path / "w", seed=0, **{**SMALL, "train_per_class": {"depth": 3, "thermal": 1}})
     counts = {pair: len(_rows(info, f"{pair}_train")) for pair in ("audio", "depth", "thermal")}
-    assert counts == {"audio": 40 * N_OBJ, "depth": 3 * N_OBJ, "thermal": N_OBJ}
+    assert counts == {"audio": TRAIN_PER_CLASS["audio"] * N_OBJ, "depth": 3 * N_OBJ, "thermal": N_OBJ}
     assert info.config["depth_train_per_class"] == 3
     with pytest.raises(OpenBindInputError, match="unknown pairs"):
         write_world(tmp_path / "bad", train_per_class={"sonar": 2})
