@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up .venv and run the main job: the built-in world -> align -> bind audio, depth, thermal, IMU ->
-# evaluate -> report (quickstart_out/report.md, report.json and plots). About 7 minutes on 2 CPU cores.
+# evaluate -> report (quickstart_out/report.md, report.json and plots). About 8 minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh all
