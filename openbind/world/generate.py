@@ -116,14 +116,14 @@ def write_world(
 
     Per object class: `train_per_class` training scenes for each bound pair (image+audio, image+depth,
     image+thermal; separate scenes per pair, environments balanced; an int for all three or a mapping
-    {"audio": n, "depth": n, "thermal": n}, missing pairs getting their TRAIN_PER_CLASS count) and `test_per_class` test scenes
-    rendered in every modality. The image-text set has `align_per_combo` images of every (object,
-    environment) pair plus three frames of every training video captioned with its activity. Per activity:
-    `videos_*_per_activity` ego-motion videos with their IMU. Embedding arithmetic gets a gallery of
-    GALLERY_PER_COMBO images per (object, environment) and `arithmetic_per_combo` queries per (object, environment): an
-    image of the object there plus an ambience-only sound of another environment, cycling through the
-    other environments. An existing non-empty `out_dir` is an error unless `overwrite`. `processes` > 1 renders
-    in that many processes, with identical output.
+    {"audio": n, "depth": n, "thermal": n}, missing pairs getting their TRAIN_PER_CLASS count) and
+    `test_per_class` test scenes rendered in every modality. The image-text set has `align_per_combo` images
+    of every (object, environment) pair plus three frames of every training video captioned with its
+    activity. Per activity: `videos_*_per_activity` ego-motion videos with their IMU. Embedding arithmetic gets
+    a gallery of GALLERY_PER_COMBO images per (object, environment) and `arithmetic_per_combo` queries per
+    (object, environment): an image of the object there plus an ambience-only sound of another environment,
+    cycling through the other environments. An existing non-empty `out_dir` is an error unless `overwrite`.
+    `processes` > 1 renders in that many processes, with identical output.
     """
     if isinstance(train_per_class, Mapping):
         unknown = set(train_per_class) - {pair for pair, _ in _PAIRS}
