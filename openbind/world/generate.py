@@ -126,9 +126,9 @@ def write_world(
     `processes` > 1 renders in that many processes, with identical output.
     """
     if isinstance(train_per_class, Mapping):
-        unknown = set(train_per_class) - {pair for pair, _ in _PAIRS}
+        unknown = set(train_per_class) - set(TRAIN_PER_CLASS)
         if unknown:
-            raise OpenBindInputError(train_per_class, f"unknown pairs {sorted(unknown)}: use audio, depth, thermal")
+            raise OpenBindInputError(train_per_class, f"unknown pairs {sorted(unknown)}: use {', '.join(TRAIN_PER_CLASS)}")
         per_pair = {pair: train_per_class.get(pair, TRAIN_PER_CLASS[pair]) for pair, _ in _PAIRS}
     else:
         per_pair = {pair: train_per_class for pair, _ in _PAIRS}
