@@ -128,7 +128,8 @@ def write_world(
     if isinstance(train_per_class, Mapping):
         unknown = set(train_per_class) - set(TRAIN_PER_CLASS)
         if unknown:
-            raise OpenBindInputError(train_per_class, f"unknown pairs {sorted(unknown)}: use {', '.join(TRAIN_PER_CLASS)}")
+            known = ", ".join(TRAIN_PER_CLASS)
+            raise OpenBindInputError(train_per_class, f"unknown pairs {sorted(unknown)}: use {known}")
         per_pair = {pair: train_per_class.get(pair, TRAIN_PER_CLASS[pair]) for pair, _ in _PAIRS}
     else:
         per_pair = {pair: train_per_class for pair, _ in _PAIRS}
