@@ -1,20 +1,21 @@
 """Audio input pipeline throughput (files/s): WAV files -> [N, 3, 1, 128, 204] model input.
 
-Files: 44.1 kHz 16-bit WAVs of 2.6-10 s, mono and stereo, generated into a temporary directory (the kind of
-set the reference pipeline was timed on: 148 files/s single process on the development machine). Rows:
-resampler ("sinc" = reference-matching default, "soxr") x how it is driven (per-file calls, `load_audios` on
-batches of 16, openbind's `ItemDataset` + `collate_items` in a torch DataLoader with 2 worker processes, half
-the files in each of 2 independent processes: the machine's ceiling for 2 workers) x the torch intra-op
-threads of the calling process (the single-process rows run once per `--threads` value; DataLoader workers run
-with the 1 thread torch gives each worker, which the script checks, and so do the independent processes). The "reference-style" row repeats the reference's steps
-with our code (libsndfile float decoding; the dense torchaudio-shaped resampling kernel, rebuilt per call,
-over the whole file and all channels; one fbank call per clip with its window and mel matrix rebuilt), so the
-speed-up can be read where the reference is not installed (torchaudio does not work here) and under the same
-load. A timed run goes `--passes` times through the files (every driver does the same items), so that the
-DataLoader's start and end of an epoch weigh about as in a long epoch. Each cell is the median of several
-alternating repeats.
+Files: 44.1 kHz 16-bit WAVs of 2.6-10 s, mono and stereo, generated into a temporary directory (the kind of set
+the reference pipeline was timed on: 148 files/s single process on the development machine). Rows: resampler
+("sinc" = reference-matching default, "soxr") x how it is driven (per-file calls, `load_audios` on batches of
+16, openbind's `ItemDataset` + `collate_items` in a torch DataLoader with 2 worker processes (`--workers`), half
+the files in each of 2 independent processes: the machine's ceiling for 2 workers) x the torch intra-op threads
+of the calling process (the single-process rows run once per `--threads` value; DataLoader workers run with the
+1 thread torch gives each worker, which the script checks, and so do the independent processes). The
+"reference-style" row repeats the reference's steps with our code (libsndfile float decoding; the dense
+torchaudio-shaped resampling kernel, rebuilt per call, over the whole file and all channels; one fbank call per
+clip with its window and mel matrix rebuilt), so the speed-up can be read where the reference is not installed
+(torchaudio does not work here) and under the same load. A timed run goes `--passes` times through the files
+(every driver does the same items), so that the DataLoader's start and end of an epoch weigh about as in a long
+epoch. Each cell is the median of several alternating repeats.
 
     python benchmarks/bench_audio_inputs.py [--quick] [--files N] [--passes P] [--repeats R] [--threads T [T ...]]
+                                            [--workers W [W ...]] [--resamplers sinc soxr]
 """
 
 from __future__ import annotations
@@ -108,10 +109,10 @@ def _one_thread(worker_id: int) -> None:
         raise RuntimeError(f"DataLoader worker {worker_id} runs {torch.get_num_threads()} torch threads, not 1")
 
 
-def make_loader(paths: list[Path], transform: AudioTransform) -> DataLoader:
+def make_loader(paths: list[Path], transform: AudioTransform, workers: int) -> DataLoader:
     """openbind's `ItemDataset` + `collate_items` (what `openbind.preprocess.loader` builds), workers kept."""
     return DataLoader(
-        ItemDataset("audio", paths, transform), batch_size=BATCH, num_workers=2, persistent_workers=True,
+        ItemDataset("audio", paths, transform), batch_size=BATCH, num_workers=workers, persistent_workers=True,
         collate_fn=collate_items, worker_init_fn=_one_thread,
     )  # fmt: skip
 
@@ -130,6 +131,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads for the single-process rows"
     )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[2], help="DataLoader worker counts, a row each (on a machine "
+        "with more cores, e.g. 2 4 8 shows how the loader scales)"
+    )
+    parser.add_argument("--resamplers", nargs="+", default=["sinc", "soxr"], choices=["sinc", "soxr"])
     args = parser.parse_args()
     count, repeats, passes = (16, 1, 1) if args.quick else (args.files, args.repeats, args.passes)
     default_threads = torch.get_num_threads()
@@ -145,12 +151,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = make_files(Path(tmp), count)
         paths = files * passes
-        transforms = {name: AudioTransform(resampler=name) for name in ("sinc", "soxr")}
-        loaders = {name: make_loader(paths, t) for name, t in transforms.items()}
+        transforms = {name: AudioTransform(resampler=name) for name in args.resamplers}
         cases = {}
         for threads in args.threads:
             cases[("sinc", "reference-style", threads)] = threaded(
-                threads, lambda: run_reference_style(paths, transforms["sinc"])
+                threads, lambda: run_reference_style(paths, AudioTransform())
             )
         for name, transform in transforms.items():
             for threads in args.threads:
@@ -159,8 +164,9 @@ def main() -> None:
                 cases[(name, f"`load_audios`, {BATCH} per call", threads)] = threaded(
                     threads, lambda t=transform: run_batched(paths, t)
                 )
-            loader = loaders[name]
-            cases[(name, "DataLoader 2 workers", None)] = lambda loader=loader: run_loader(loader)
+            for workers in args.workers:
+                loader = make_loader(paths, transform, workers)
+                cases[(name, f"DataLoader {workers} workers", None)] = lambda loader=loader: run_loader(loader)
             cases[(name, "2 independent processes", None)] = two_processes(pool, paths, transform)
         for case in cases.values():  # warm-up: kernel caches, worker start-up
             case()
@@ -191,13 +197,16 @@ def main() -> None:
         cpu = "" if threads is None else f"{cpu_rates[(resampler, driver, threads)]:.1f}"
         print(f"| {resampler} | {driver} | {label} | {rate:.1f} | {cpu} |")
     for name in transforms:
-        loader_rate = rates[(name, "DataLoader 2 workers", None)]
-        ratios = ", ".join(
-            f"{loader_rate / rates[(name, 'per file', t)]:.2f}x per file at {t} thread{'s' * (t > 1)}"
-            for t in args.threads
-        )
-        ceiling = rates[(name, "2 independent processes", None)] / rates[(name, "per file", 1)]
-        print(f"{name}: DataLoader 2 workers = {ratios}; 2 independent processes = {ceiling:.2f}x per file at 1")
+        for workers in args.workers:
+            loader_rate = rates[(name, f"DataLoader {workers} workers", None)]
+            ratios = ", ".join(
+                f"{loader_rate / rates[(name, 'per file', t)]:.2f}x per file at {t} thread{'s' * (t > 1)}"
+                for t in args.threads
+            )
+            print(f"{name}: DataLoader {workers} workers = {ratios}")
+        if 1 in args.threads:
+            ceiling = rates[(name, "2 independent processes", None)] / rates[(name, "per file", 1)]
+            print(f"{name}: 2 independent processes = {ceiling:.2f}x per file at 1 thread")
 
 
 if __name__ == "__main__":

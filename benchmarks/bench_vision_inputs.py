@@ -3,15 +3,17 @@
 Images: 640x480 JPEGs generated into a temporary directory -> (3, 224, 224). Videos: 4 s 320x240 25 fps H.264
 MP4s generated with PyAV -> (15, 3, 2, 224, 224). Rows: how the pipeline is driven (per-file calls in one
 process at 1 and at torch's default intra-op threads; openbind's `ItemDataset` + `collate_items` in a torch
-DataLoader with 2 worker processes, which torch runs at 1 thread each; half the files in each of 2 independent
-1-thread processes, which nothing crosses between: what the machine itself allows 2 workers). Each timed run goes `--passes` times
-through the files, so a DataLoader epoch's start and end weigh about as in a long job. The "reference-style" rows do what the reference does,
-the way it does it, so the speed-up can be read on a machine where the reference is not installed: images
-through PIL then torchvision-style ToTensor + Normalize (copy, permute, float, subtract, divide); videos by
-decoding and converting to float every frame of each of the 5 clips (decord's `get_batch` on the clip's frame
-range), then subsampling. Each cell is the median of several alternating repeats.
+DataLoader with 2 worker processes (`--workers`), which torch runs at 1 thread each; half the files in each of 2
+independent 1-thread processes, which nothing crosses between: what the machine itself allows 2 workers). Each
+timed run goes `--passes` times through the files, so a DataLoader epoch's start and end weigh about as in
+a long job. The "reference-style" rows do what the reference does, the way it does it, so the speed-up can be
+read on a machine where the reference is not installed: images through PIL then torchvision-style ToTensor +
+Normalize (copy, permute, float, subtract, divide); videos by decoding and converting to float every frame of
+each of the 5 clips (decord's `get_batch` on the clip's frame range), then subsampling. Each cell is the
+median of several alternating repeats.
 
-    python benchmarks/bench_vision_inputs.py [--quick] [--repeats R] [--passes P]
+    python benchmarks/bench_vision_inputs.py [--quick] [--repeats R] [--passes P] [--inputs images videos]
+                                             [--workers 2 4 8]
 """
 
 from __future__ import annotations
@@ -119,10 +121,12 @@ def per_file(
 
 
 def through_loader(
-    modality: str, paths: list[Path], transform: Callable[[Path], torch.Tensor], batch: int
+    modality: str, paths: list[Path], transform: Callable[[Path], torch.Tensor], batch: int, workers: int
 ) -> Callable[[], object]:
     dataset = ItemDataset(modality, paths, transform)
-    loader = DataLoader(dataset, batch_size=batch, num_workers=2, persistent_workers=True, collate_fn=collate_items)
+    loader = DataLoader(
+        dataset, batch_size=batch, num_workers=workers, persistent_workers=True, collate_fn=collate_items
+    )
     list(loader)  # start the workers once: the timed epochs measure steady-state throughput
     return lambda: list(loader)
 
@@ -143,6 +147,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few files and repeats: a smoke run")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--passes", type=int, default=None, help="times each timed run goes through the files")
+    parser.add_argument("--inputs", nargs="+", default=["images", "videos"], choices=["images", "videos"])
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[2], help="DataLoader worker counts, a row each (on a machine "
+        "with more cores, e.g. 2 4 8 shows how the loader scales)"
+    )
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 5)
     passes = args.passes or (1 if args.quick else 4)
@@ -163,22 +172,21 @@ def main() -> None:
         pool = multiprocessing.get_context("spawn").Pool(2)
         two_processes(pool, images[:2], image_transform)()  # warm up: start the workers, import in them
         two_processes(pool, [video, video], video_transform)()
-        for kind, modality, files, transform, reference, batch in (
-            ("images 640x480 JPEG", "vision", images, image_transform, reference_style_image, 8),
-            ("videos 4 s 320x240 25 fps", "video", videos, video_transform, reference_style_video, 2),
-        ):
-            rates[kind] = measure(
-                {
-                    f"reference-style, 1 process, {threads} threads": (per_file(files, reference), len(files)),
-                    "openbind, 1 process, 1 thread": (per_file(files, transform, 1), len(files)),
-                    f"openbind, 1 process, {threads} threads": (per_file(files, transform), len(files)),
-                    "openbind, DataLoader 2 workers": (
-                        through_loader(modality, files, transform, batch), len(files)
-                    ),
-                    "openbind, 2 independent processes": (two_processes(pool, files, transform), len(files)),
-                },
-                repeats,
-            )
+        inputs = {
+            "images": ("images 640x480 JPEG", "vision", images, image_transform, reference_style_image, 8),
+            "videos": ("videos 4 s 320x240 25 fps", "video", videos, video_transform, reference_style_video, 2),
+        }
+        for kind, modality, files, transform, reference, batch in (inputs[name] for name in args.inputs):
+            cases = {
+                f"reference-style, 1 process, {threads} threads": (per_file(files, reference), len(files)),
+                "openbind, 1 process, 1 thread": (per_file(files, transform, 1), len(files)),
+                f"openbind, 1 process, {threads} threads": (per_file(files, transform), len(files)),
+            }
+            for workers in args.workers:
+                loader = through_loader(modality, files, transform, batch, workers)
+                cases[f"openbind, DataLoader {workers} workers"] = (loader, len(files))
+            cases["openbind, 2 independent processes"] = (two_processes(pool, files, transform), len(files))
+            rates[kind] = measure(cases, repeats)
         pool.close()
 
     print(f"{repeats} repeats of {passes} passes, median files/s; ratio: to the 1-thread openbind process")

@@ -413,6 +413,18 @@ def test_silence_is_finite():
     assert torch.allclose(out[..., 198:], torch.tensor(4.268 / 9.138))
 
 
+def test_amplitude_that_overflows_the_filterbank_is_refused_not_returned_as_inf(tmp_path):
+    loud = _tone(1.0, 16000) * 32768  # int16-scale floats: still finite (the log-mel only shifts)
+    assert torch.isfinite(AudioTransform()((loud, 16000))).all()
+    huge = np.array([7.2105396e20], np.float32)  # found by the fuzz test: power spectrum > float32 max
+    with pytest.raises(OpenBindInputError, match=r"array\(\[7.21.*overflows float32"):
+        AudioTransform()((huge, 1))
+    path = tmp_path / "huge_float.wav"
+    _write(path, _tone(1.0, 16000) * 1e20, 16000, subtype="FLOAT")
+    with pytest.raises(OpenBindInputError, match="huge_float.wav.*overflows float32"):
+        AudioTransform()(path)
+
+
 def test_one_second_clips_are_identical_and_padded(preprocess_inputs):
     out = AudioTransform()(preprocess_inputs / "synth_sine_1s_16k_mono.wav")
     assert torch.allclose(out[0], out[1], atol=1e-4) and torch.allclose(out[0], out[2], atol=1e-4)

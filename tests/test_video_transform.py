@@ -358,6 +358,42 @@ def test_dataloader_workers_hand_over_batches_in_shared_memory_that_match_the_tr
             torch.testing.assert_close(row, expected, rtol=0, atol=0)
 
 
+_FORK_WITH_LIVE_DECODER = """
+import gc, multiprocessing, sys
+import av
+import openbind.io.video  # noqa: F401  (what a program decoding with openbind has imported)
+
+gc.disable()  # keep the decoder below uncollected until the fork, as a pending reference cycle would be
+container = av.open(sys.argv[1])
+stream = container.streams.video[0]
+stream.thread_type, stream.codec_context.thread_count = "AUTO", 4
+next(container.decode(stream))  # FFmpeg's decoding threads now exist, in this process only
+cycle = [container, stream]
+cycle.append(cycle)
+del container, stream, cycle
+child = multiprocessing.get_context("fork").Process(target=gc.collect)  # what a DataLoader worker's GC may do
+child.start()
+child.join(30)
+if child.exitcode is None:
+    child.kill()
+sys.exit(0 if child.exitcode == 0 else 1)
+"""
+
+
+def test_forked_worker_never_frees_a_decoder_whose_threads_stayed_in_the_parent(tmp_path):
+    """Freeing such a decoder waits forever for FFmpeg threads that a forked child does not have (seen as a
+    DataLoader hang after earlier tests left PyAV objects in reference cycles); openbind.io freezes what a
+    forked child inherits."""
+    import subprocess
+    import sys
+
+    video = write_video(tmp_path / "v.mp4", frames=30, width=320, height=240)
+    result = subprocess.run(
+        [sys.executable, "-c", _FORK_WITH_LIVE_DECODER, str(video)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_out_must_match_the_output():
     transform = VideoTransform()
     clips = torch.zeros(5, 3, 2, 224, 298)

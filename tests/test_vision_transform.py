@@ -189,6 +189,28 @@ def test_batch_skip_keeps_good_items_and_reports_bad_ones(jpeg_file, tmp_path):
         load_images(items)
 
 
+def test_worker_batches_are_written_in_place_in_shared_memory(jpeg_file, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from openbind.preprocess import ItemDataset, collate_items
+
+    transform = ImageTransform()
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (100, 300, 3), dtype=np.uint8)).save(wide)
+    expected = [transform(jpeg_file), transform(wide)]
+    row = torch.full((3, 224, 224), float("nan"))
+    assert transform(wide, out=row) is row and torch.equal(row, expected[1])
+    dataset = ItemDataset("vision", [jpeg_file, wide, tmp_path / "missing.png", wide, jpeg_file], transform)
+    batches = list(DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_items))
+    assert [b.kept for b in batches] == [[0, 1], [3], [4]] and [len(b.failed) for b in batches] == [0, 1, 0]
+    assert batches[0].tensor.is_shared() and batches[0].tensor.shape == (2, 3, 224, 224)
+    for batch in batches:
+        for index, got in zip(batch.kept, batch.tensor):
+            assert torch.equal(got, expected[dataset.items[index] == wide])
+    with pytest.raises(ValueError, match="contiguous float32 tensor of shape"):
+        transform(jpeg_file, out=torch.empty(3, 224, 225))
+
+
 # --- bad inputs ------------------------------------------------------------------------------------------
 
 

@@ -135,7 +135,13 @@ class AudioTransform:
     def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
         """out: a float32 tensor of the output's shape to write into (e.g. one row of a batch in shared memory,
         which then reaches a DataLoader's main process without a copy)."""
-        return self._features([self._clips(item, reuse=True)], out)
+        features = self._features([self._clips(item, reuse=True)], out)
+        # Normalized log-mels are bounded, so a finite sum means every value is finite (cheaper than isfinite).
+        if not torch.isfinite(features.sum()):
+            raise OpenBindInputError(
+                item, "its power spectrum overflows float32 (samples far beyond the [-1, 1] of float audio)"
+            )
+        return features
 
     def batch(self, items: Any, on_error: OnError = "raise") -> torch.Tensor | BatchResult:
         """[N, clips, 1, mel, frames] for many items.

@@ -46,13 +46,19 @@ class ImageTransform:
     scale_16bit: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
-    def __call__(self, item: ImageInput) -> torch.Tensor:
+    @property
+    def fixed_output_shape(self) -> tuple[int, int, int]:
+        return (3, self.size, self.size)
+
+    def __call__(self, item: ImageInput, out: torch.Tensor | None = None) -> torch.Tensor:
+        """out: a contiguous float32 tensor of the output's shape to write into (e.g. one row of a batch in
+        shared memory, which then reaches a DataLoader's main process without a copy)."""
         image = open_image(item, max_pixels=self.max_pixels, scale_16bit=self.scale_16bit)
         try:
             rgb = self.to_rgb(image)
         except (OSError, ValueError) as error:  # PIL cannot convert some rare modes
             raise OpenBindInputError(item, f"cannot convert {image.mode} image to RGB ({error})") from error
-        return self.from_rgb(rgb)
+        return self.from_rgb(rgb, out)
 
     def to_rgb(self, image: Image.Image) -> Image.Image:
         """The 8-bit RGB image the model sees, before resizing."""
@@ -65,9 +71,9 @@ class ImageTransform:
             image = Image.fromarray(reduce_16bit(np.asarray(image), scale=True))
         return image if image.mode == "RGB" else image.convert("RGB")
 
-    def from_rgb(self, image: Image.Image) -> torch.Tensor:
+    def from_rgb(self, image: Image.Image, out: torch.Tensor | None = None) -> torch.Tensor:
         """Resize (shorter side), center crop and normalize an RGB PIL image."""
-        return self.normalize(self.resize_crop(image))
+        return self.normalize(self.resize_crop(image), out)
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) after scaling the shorter side to `size` (torchvision's rule for an int size)."""
@@ -87,13 +93,18 @@ class ImageTransform:
         top, left = self.crop_offsets(*new_size)
         return np.asarray(image)[top : top + self.size, left : left + self.size]
 
-    def normalize(self, crop: np.ndarray) -> torch.Tensor:
-        """uint8 (H, W, 3) -> float32 (3, H, W), CLIP-normalized."""
+    def normalize(self, crop: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 (H, W, 3) -> float32 (3, H, W), CLIP-normalized (into `out` when given)."""
         lut = _normalize_lut(tuple(self.mean), tuple(self.std))
-        out = np.empty((3, *crop.shape[:2]), dtype=np.float32)
+        shape = (3, *crop.shape[:2])
+        if out is None:
+            out = torch.empty(shape)
+        elif out.shape != shape or out.dtype != torch.float32 or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous float32 tensor of shape {shape}, got {tuple(out.shape)}")
+        planes = out.numpy()
         for channel in range(3):  # gathered straight into channel-first layout: no other copy
-            np.take(lut[channel], crop[:, :, channel], out=out[channel], mode="clip")
-        return torch.from_numpy(out)
+            np.take(lut[channel], crop[:, :, channel], out=planes[channel], mode="clip")
+        return out
 
 
 @lru_cache(maxsize=8)
