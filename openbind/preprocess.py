@@ -135,9 +135,10 @@ class ItemDataset(Dataset):
         return self._load(i)
 
     def __getitems__(self, indices: list[int]) -> list[tuple[int, torch.Tensor] | ItemFailure]:
-        """One batch, as a DataLoader worker fetches it. A transform with a `fixed_output_shape` (video: 18 MB
-        per item) writes each item straight into its row of one batch in shared memory, which reaches the
-        main process as is: no stacking copy, no copy into shared memory (`collate_items` passes it on)."""
+        """One batch, as a DataLoader worker fetches it. A transform with a `fixed_output_shape` and an `out`
+        argument (image, audio, video; a video is 18 MB) writes each item straight into its row of one batch in
+        shared memory, which reaches the main process as is: no stacking copy, no copy into shared memory
+        (`collate_items` passes it on)."""
         shape = getattr(self.transform, "fixed_output_shape", None)
         if shape is None or get_worker_info() is None:
             return [self._load(i) for i in indices]

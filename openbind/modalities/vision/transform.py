@@ -48,6 +48,7 @@ class ImageTransform:
 
     @property
     def fixed_output_shape(self) -> tuple[int, int, int]:
+        """The output shape whatever the image (lets DataLoader workers fill a batch in place)."""
         return (3, self.size, self.size)
 
     def __call__(self, item: ImageInput, out: torch.Tensor | None = None) -> torch.Tensor:
