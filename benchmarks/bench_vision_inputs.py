@@ -149,6 +149,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=None, help="times each timed run goes through the files")
     parser.add_argument("--inputs", nargs="+", default=["images", "videos"], choices=["images", "videos"])
     parser.add_argument(
+        "--no-reference", action="store_true", help="leave out the reference-style rows (for scaling runs)"
+    )
+    parser.add_argument(
         "--workers", type=int, nargs="+", default=[2], help="DataLoader worker counts, a row each (on a machine "
         "with more cores, e.g. 2 4 8 shows how the loader scales)"
     )
@@ -177,11 +180,11 @@ def main() -> None:
             "videos": ("videos 4 s 320x240 25 fps", "video", videos, video_transform, reference_style_video, 2),
         }
         for kind, modality, files, transform, reference, batch in (inputs[name] for name in args.inputs):
-            cases = {
-                f"reference-style, 1 process, {threads} threads": (per_file(files, reference), len(files)),
-                "openbind, 1 process, 1 thread": (per_file(files, transform, 1), len(files)),
-                f"openbind, 1 process, {threads} threads": (per_file(files, transform), len(files)),
-            }
+            cases = {}
+            if not args.no_reference:
+                cases[f"reference-style, 1 process, {threads} threads"] = (per_file(files, reference), len(files))
+            cases["openbind, 1 process, 1 thread"] = (per_file(files, transform, 1), len(files))
+            cases[f"openbind, 1 process, {threads} threads"] = (per_file(files, transform), len(files))
             for workers in args.workers:
                 loader = through_loader(modality, files, transform, batch, workers)
                 cases[f"openbind, DataLoader {workers} workers"] = (loader, len(files))
