@@ -101,7 +101,10 @@ class ImageTransform:
         if out is None:
             out = torch.empty(shape)
         elif out.shape != shape or out.dtype != torch.float32 or not out.is_contiguous():
-            raise ValueError(f"out must be a contiguous float32 tensor of shape {shape}, got {tuple(out.shape)}")
+            layout = "contiguous" if out.is_contiguous() else "non-contiguous"
+            raise ValueError(
+                f"out must be a contiguous float32 tensor of shape {shape}, got {layout} {out.dtype} {tuple(out.shape)}"
+            )
         planes = out.numpy()
         for channel in range(3):  # gathered straight into channel-first layout: no other copy
             np.take(lut[channel], crop[:, :, channel], out=planes[channel], mode="clip")
