@@ -14,7 +14,6 @@ For large jobs, `loader(modality, items, num_workers=N)` decodes in worker proce
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 from openbind.errors import OpenBindInputError
 from openbind.modalities.batch import BatchResult, ItemFailure, OnError
+from openbind.shared_batches import PooledBatchResult, SlotBatch, worker_batch
 
 
 def vision(items: Any, *, on_error: OnError = "raise", **options: Any) -> torch.Tensor | BatchResult:
@@ -138,12 +138,17 @@ class ItemDataset(Dataset):
         """One batch, as a DataLoader worker fetches it. A transform with a `fixed_output_shape` and an `out`
         argument (image, audio, video; a video is 18 MB) writes each item straight into its row of one batch in
         shared memory, which reaches the main process as is: no stacking copy, no copy into shared memory
-        (`collate_items` passes it on)."""
+        (`collate_items` passes it on), and memory the worker reuses once the main process has let go of it
+        (`openbind.shared_batches`)."""
         shape = getattr(self.transform, "fixed_output_shape", None)
         if shape is None or get_worker_info() is None:
             return [self._load(i) for i in indices]
-        batch = _SharedBatch(_shared_empty((len(indices), *shape)))
-        batch.extend(self._load(i, out=row) for i, row in zip(indices, batch.tensor))
+        batch = worker_batch((len(indices), *shape))
+        try:
+            batch.extend(self._load(i, out=row) for i, row in zip(indices, batch.tensor))
+        except BaseException:
+            batch.release()
+            raise
         return batch
 
     def _load(self, i: int, out: torch.Tensor | None = None) -> tuple[int, torch.Tensor] | ItemFailure:
@@ -153,20 +158,6 @@ class ItemDataset(Dataset):
             return ItemFailure(i, self.items[i], error)
 
 
-class _SharedBatch(list):
-    """A worker's items whose tensors are the rows of `tensor`, a batch in shared memory."""
-
-    def __init__(self, tensor: torch.Tensor):
-        super().__init__()
-        self.tensor = tensor
-
-
-def _shared_empty(shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialized float32 tensor in shared memory (what torch's default_collate allocates in workers)."""
-    storage = torch.UntypedStorage._new_shared(math.prod(shape) * 4)
-    return torch.empty(0).set_(storage, 0, shape)
-
-
 def collate_items(batch: Sequence[tuple[int, torch.Tensor] | ItemFailure]) -> BatchResult:
     """Stack the good items of a batch; `kept` holds their dataset indices, `failed` the bad ones.
 
@@ -174,10 +165,11 @@ def collate_items(batch: Sequence[tuple[int, torch.Tensor] | ItemFailure]) -> Ba
     sending a plainly stacked batch to the main process would make (a video batch is 18 MB per item)."""
     good = [x for x in batch if not isinstance(x, ItemFailure)]
     failed = [x for x in batch if isinstance(x, ItemFailure)]
-    if isinstance(batch, _SharedBatch) and not failed:
-        tensor = batch.tensor  # already stacked, in shared memory
-    else:
-        tensor = default_collate([t for _, t in good]) if good else torch.empty(0)
+    if isinstance(batch, SlotBatch) and not failed:
+        return PooledBatchResult(batch, [i for i, _ in good])  # already stacked, in reusable shared memory
+    tensor = default_collate([t for _, t in good]) if good else torch.empty(0)
+    if isinstance(batch, SlotBatch):
+        batch.release()  # its good rows were copied
     return BatchResult(tensor, [i for i, _ in good], failed)
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import openbind.io.video as video_io
+import openbind.modalities.vision.video as video_module
 from openbind.errors import OpenBindInputError
 from openbind.io.video import open_video, probe_video, read_audio_track, read_video_frames
 from openbind.modalities.batch import BatchResult
@@ -136,16 +137,32 @@ def test_paper_protocol_covers_the_video_with_ceil_d_over_2_clips(tmp_path):
     assert VideoTransform(protocol="paper", crops=1)(path).shape == (3, 3, 2, 224, 224)
 
 
-def test_many_clips_are_resized_in_chunks_with_the_same_result(tmp_path):
+def test_many_clips_are_resized_in_chunks_with_the_same_result(tmp_path, monkeypatch):
     path = write_video(tmp_path / "forty_seconds.mp4", frames=80, fps=2)
     transform = VideoTransform(protocol="paper", crops=1)
+    monkeypatch.setattr(video_module, "_CHUNK_BYTES", 7 * 48 * 64 * 3 * 4)  # chunks of 7 frames of 64x48
     out = transform(path)
-    assert out.shape == (20, 3, 2, 224, 224)  # 20 clips x 1 crop: 40 distinct frames, more than one chunk
+    assert out.shape == (20, 3, 2, 224, 224)  # 20 clips x 1 crop: 40 distinct frames, 6 chunks (the last of 5)
     with open_video(path) as video:
         clips = transform.clip_frame_indices(video.info.fps, video.info.num_frames)
         frames = transform.resize_normalize(video.frames([i for clip in clips for i in clip]))
     expected = transform.spatial_crops(frames.reshape(20, 2, 3, 224, 298).transpose(1, 2)).flatten(0, 1)
     assert torch.equal(out, expected)
+
+
+def test_outputs_never_share_the_work_buffers_of_later_calls(tmp_path):
+    """Frames are decoded and resized in per-thread work buffers: what a call returns must stay as it was."""
+    first, second = write_video(tmp_path / "a.mp4"), write_video(tmp_path / "b.mp4", width=48, height=64)
+    transform = VideoTransform()
+    out = transform(first)
+    kept = out.clone()
+    with open_video(first) as video:
+        frames = transform.resize_normalize(video.frames([0, 5]))
+    kept_frames = frames.clone()
+    assert not torch.equal(transform(second)[:, :, :, :48], kept[:, :, :, :48])
+    with open_video(second) as video:
+        transform.resize_normalize(video.frames([1, 2]))
+    assert torch.equal(out, kept) and torch.equal(frames, kept_frames)
 
 
 def test_spatial_crop_offsets_landscape_and_portrait():
@@ -352,7 +369,7 @@ def test_dataloader_workers_hand_over_batches_in_shared_memory_that_match_the_tr
     assert [b.kept for b in batches] == [[0], [2, 3]]
     assert [[f.index for f in b.failed] for b in batches] == [[1], []]
     full = batches[1].tensor
-    assert full.shape == (2, 15, 3, 2, 224, 224) and full.is_shared()
+    assert full.shape == (2, 15, 3, 2, 224, 224)
     for batch in batches:
         for row in batch.tensor:
             torch.testing.assert_close(row, expected, rtol=0, atol=0)

@@ -9,8 +9,8 @@ starts at j * orig with the kernel of phase p. torchaudio stores every phase ove
 orig taps, mostly zeros); we keep only each phase's non-zero taps (one batched matmul over groups of 16
 phases, reading strided views of the input), which gives the same numbers with several times less arithmetic,
 and lets us compute just the output samples that will be used (the clips) instead of the whole file.
-`PcmReader` reads just those input ranges of integer-PCM files, and `scratch` keeps the large work tensors
-per thread (fresh large allocations cost page faults).
+`PcmReader` reads just those input ranges of integer-PCM files, into per-thread work tensors
+(`openbind.io.scratch`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from numbers import Real
@@ -29,33 +28,12 @@ import numpy as np
 import torch
 
 from openbind.errors import OpenBindInputError
+from openbind.io.scratch import scratch
 
 Resampler = Literal["sinc", "soxr"]
 
 _MAX_ARRAY_CHANNELS = 32  # more "channels" than this almost surely means a [samples, channels] array
 _INT_SCALES = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
-_SCRATCH_MAX_ELEMENTS = 1 << 21  # larger work tensors are allocated per call rather than kept
-_scratch = threading.local()
-
-
-def scratch(key: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A work tensor of `shape` (contents undefined) that this thread reuses for `key` across calls.
-
-    Fresh large allocations are not free: glibc maps them anew each time and the kernel zero-fills every page
-    on first touch, which took a third of the audio pipeline's time per file. Buffers of at most 2M elements are
-    kept per thread (a few MB in all); the caller must be done with one before the next request for its key.
-    """
-    numel = math.prod(shape)
-    if numel > _SCRATCH_MAX_ELEMENTS:
-        return torch.empty(shape, dtype=dtype)
-    buffers = _scratch.__dict__.setdefault("buffers", {})
-    buffer = buffers.get((key, dtype))
-    if buffer is None or buffer.numel() < numel:
-        size = min(max(numel, 1) * 5 // 4 + 64, _SCRATCH_MAX_ELEMENTS)  # some room to grow
-        buffer = buffers[(key, dtype)] = torch.empty(size, dtype=dtype)
-    return buffer[:numel].view(shape)
-
-
 
 
 def load_audio(item: Any) -> tuple[torch.Tensor, int]:

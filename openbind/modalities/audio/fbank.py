@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from openbind.io.audio import scratch
+from openbind.io.scratch import scratch
 
 _EPS = torch.finfo(torch.float32).eps
 _BLOCK_FRAMES = 600

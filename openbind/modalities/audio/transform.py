@@ -37,9 +37,9 @@ from openbind.io.audio import (
     load_audio,
     resample,
     resample_sinc_ranges,
-    scratch,
     sinc_resampled_length,
 )
+from openbind.io.scratch import scratch
 from openbind.modalities.audio.fbank import kaldi_fbank_packed
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
 

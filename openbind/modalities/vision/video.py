@@ -6,8 +6,8 @@ and the last); /255; shorter side to 224 by bilinear interpolation (no antialias
 side floor(long/short*224)); CLIP normalize; 3 crops of 224 along the longer side (start, center with offset
 ceil((L-224)/2), end). Output clip-major, then crop.
 
-Only the kept frames are decoded to RGB (see `openbind.io.video`), each distinct frame once, and they are
-resized together in one call.
+Only the kept frames are decoded to RGB (see `openbind.io.video`), each distinct frame once; they are resized
+together (in chunks of at most 32 MB of float frames) in per-thread work buffers (`openbind.io.scratch`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from openbind.io.scratch import scratch
 from openbind.io.video import SINGLE_VIDEO_TYPES, VideoInput, VideoReader, open_video
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 
 
-_RESIZE_CHUNK = 32  # frames decoded before they are resized together
+_CHUNK_BYTES = 32 << 20  # float frames resized together (at least one), and the work buffers kept per thread
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,24 @@ class VideoTransform:
         return self.spatial_crops(frames, out).flatten(0, 1)
 
     def _decode_resize(self, video: VideoReader, indices: list[int]) -> torch.Tensor:
-        """Resized frames for sorted distinct `indices`, resized in chunks as they are decoded, so that at most
-        a chunk of full-size frames is held (long videos under the paper protocol keep thousands)."""
-        resized, chunk = [], []
+        """Resized frames for sorted distinct `indices`, in a work buffer valid until this thread's next call.
+
+        Frames are resized in chunks of at most `_CHUNK_BYTES` of float frames as they are decoded, so that only a
+        chunk of full-size frames is held (long videos under the paper protocol keep thousands)."""
+        info = video.info
+        per_chunk = max(1, min(len(indices), _CHUNK_BYTES // (info.height * info.width * 3 * 4)))
+        chunk = scratch("video_decoded", (per_chunk, info.height, info.width, 3), torch.uint8, _CHUNK_BYTES).numpy()
+        height, width = self._resized_size(info.height, info.width)
+        resized = scratch("video_resized", (len(indices), height, width, 3), max_bytes=_CHUNK_BYTES)
+        resized = resized.permute(0, 3, 1, 2)  # channels-last, as decoded
+        done = filled = 0
         for _, rgb in video.iter_frames(indices):
-            chunk.append(rgb)
-            if len(chunk) == _RESIZE_CHUNK:
-                resized.append(self.resize_normalize(np.stack(chunk)))
-                chunk = []
-        if chunk:
-            resized.append(self.resize_normalize(np.stack(chunk)))
-        return resized[0] if len(resized) == 1 else torch.cat(resized)
+            chunk[filled] = rgb
+            filled += 1
+            if filled == per_chunk or done + filled == len(indices):
+                self.resize_normalize(chunk[:filled], out=resized[done : done + filled])
+                done, filled = done + filled, 0
+        return resized
 
     def clip_times(self, duration: float) -> list[tuple[Fraction, Fraction]]:
         """(start, end) in seconds of each clip, in the reference sampler's exact (Fraction) arithmetic."""
@@ -113,19 +121,27 @@ class VideoTransform:
             kept.append([first + int(offset) for offset in offsets])
         return kept
 
-    def resize_normalize(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (K, H, W, 3) -> float32 (K, 3, h, w) with the shorter side = size, CLIP-normalized."""
+    def resize_normalize(self, frames: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 (K, H, W, 3) -> float32 (K, 3, h, w) with the shorter side = size, CLIP-normalized, written into
+        `out` (a (K, 3, h, w) float32 tensor, best channels-last) when given."""
         # Kept in channels-last memory (as decoded): no transposing copy, and the faster interpolation kernel.
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
-        height, width = x.shape[-2:]
-        if width < height:
-            new_size = (int(math.floor(height / width * self.size)), self.size)
-        else:
-            new_size = (self.size, int(math.floor(width / height * self.size)))
-        x = F.interpolate(x, size=new_size, mode="bilinear", align_corners=False)
+        count, height, width = frames.shape[:3]
+        x = scratch("video_float", (count, height, width, 3), max_bytes=_CHUNK_BYTES).permute(0, 3, 1, 2)
+        x.copy_(torch.from_numpy(frames).permute(0, 3, 1, 2)).div_(255.0)
+        new_size = self._resized_size(height, width)
+        if out is None:
+            out = torch.empty(count, *new_size, 3).permute(0, 3, 1, 2)
+        # F.interpolate's kernel, writing into `out`: a fresh output costs as much in page faults as the resize.
+        torch.ops.aten.upsample_bilinear2d.out(x, list(new_size), False, None, None, out=out)
         mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
-        return x.sub_(mean).div_(std)
+        return out.sub_(mean).div_(std)
+
+    def _resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) with the shorter side = size and the longer floor(long / short * size), as the reference."""
+        if width < height:
+            return int(math.floor(height / width * self.size)), self.size
+        return self.size, int(math.floor(width / height * self.size))
 
     def spatial_crops(self, clips: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """(clips, 3, T, h, w) -> (clips, crops, 3, T, size, size): start/center/end of the longer side,
@@ -140,10 +156,10 @@ class VideoTransform:
         if self.crops == 1:
             offsets = offsets[1:2]
         crops = [clips[..., y : y + size, x : x + size] for y, x in offsets]
-        if out is None:
-            return torch.stack(crops, dim=1)
         shape = (clips.shape[0], len(crops), *crops[0].shape[1:])
-        if not out.is_contiguous() or out.dtype != torch.float32 or out.numel() != math.prod(shape):
+        if out is None:  # contiguous: stack's own output keeps the crops' channels-last strides (flatten copies)
+            out = clips.new_empty(shape)
+        elif not out.is_contiguous() or out.dtype != torch.float32 or out.numel() != math.prod(shape):
             raise ValueError(f"out must be a contiguous float32 tensor of {math.prod(shape)} elements {shape}, "
                              f"got {out.dtype} {tuple(out.shape)}")
         return torch.stack(crops, dim=1, out=out.view(shape))
