@@ -182,6 +182,9 @@ def loader(
     transform: Callable[[Any], torch.Tensor] | None = None,
     **options: Any,
 ) -> DataLoader:
-    """A DataLoader over `items` yielding `BatchResult`s, decoding in `num_workers` processes."""
+    """A DataLoader over `items` yielding `BatchResult`s, decoding in `num_workers` processes.
+
+    Image, audio and video batches arrive in shared memory that each worker refills once no tensor of the main
+    process shares it any more (`openbind.shared_batches`): keeping a batch is safe, it just costs new memory."""
     dataset = ItemDataset(modality, items, transform or transform_for(modality, **options))
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_items)

@@ -19,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from openbind.io.scratch import scratch
 from openbind.io.video import SINGLE_VIDEO_TYPES, VideoInput, VideoReader, open_video
