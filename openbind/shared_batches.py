@@ -2,7 +2,7 @@
 
 A fresh shared-memory batch costs a page fault per 4 KB page twice: when the worker writes it (the kernel
 zero-fills the page) and when the main process first reads it. On the 2-core development VM that is about
-1-2.6 us a page, for a batch of two videos (36 MB) 10-24 ms, a quarter to a half of the time to decode them;
+1-2.6 us a page, for a batch of two videos (36 MB) 10-24 ms, a tenth to a third of the time to decode them;
 reusing the batch memory raised video throughput with 2 workers by half there (docs/benchmarks.md).
 
 When a slot is free: each slot holds a flag byte after its data. The worker sets it when it fills the slot. In
