@@ -40,15 +40,14 @@ class SlotBatch(list):
 
     `collate_items` sends `tensor` on as is (`PooledBatchResult`) or, when it does not, calls `release`."""
 
-    def __init__(self, tensor: torch.Tensor, slot: _Slot | None):
+    def __init__(self, tensor: torch.Tensor, slot: _Slot):
         super().__init__()
         self.tensor = tensor
         self.slot = slot
 
     def release(self) -> None:
         """The worker is done with the batch and has not sent it: its slot may be refilled."""
-        if self.slot is not None:
-            self.slot.flag.fill_(_FREE)
+        self.slot.flag.fill_(_FREE)
 
 
 class _Slots:
@@ -93,11 +92,12 @@ class PooledBatchResult(BatchResult):
         super().__init__(batch.tensor, kept, [])
         self.flag_offset = batch.slot.data_bytes
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return _rebuild_in_main, (self.tensor, self.kept, self.flag_offset)
 
 
 def _rebuild_in_main(tensor: torch.Tensor, kept: list[int], flag_offset: int) -> BatchResult:
+    """Unpickling in the receiving process: the batch on a numpy view whose end clears the slot's flag."""
     flag = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage(), flag_offset, (1,))
     view = tensor.numpy()
     weakref.finalize(view, flag.fill_, _FREE)
