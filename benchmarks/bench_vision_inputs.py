@@ -1,19 +1,19 @@
 """Image and video input pipeline throughput (files/s) -> model input.
 
-Images: 640x480 JPEGs generated into a temporary directory -> (3, 224, 224). Videos: 4 s 320x240 25 fps H.264
-MP4s generated with PyAV -> (15, 3, 2, 224, 224). Rows: how the pipeline is driven (per-file calls in one
-process at 1 and at torch's default intra-op threads; openbind's `ItemDataset` + `collate_items` in a torch
-DataLoader with 2 worker processes (`--workers`), which torch runs at 1 thread each, each batch dropped as the
-next comes; half the files in each of 2 independent 1-thread processes, which nothing crosses between: what the
-machine itself allows 2 workers). Each timed run goes `--passes` times through the files, so a DataLoader
-epoch's start and end weigh about as in a long job. The "reference-style" rows do what the reference does, the way it does it, so the speed-up can be
+Images: 640x480 JPEGs generated into a temporary directory -> (3, 224, 224). Videos: 4 s 320x240 25 fps H.264 MP4s
+generated with PyAV -> (15, 3, 2, 224, 224). Rows: how the pipeline is driven (per-file calls in one process at 1
+and at torch's default intra-op threads; openbind's `ItemDataset` + `collate_items` in a torch DataLoader with 2
+worker processes (`--workers`), which torch runs at 1 thread each, each batch dropped as the next comes; half the
+files in each of 2 independent 1-thread processes, which nothing crosses between: what the machine itself allows 2
+workers). Each timed run goes `--passes` times through the files, so a DataLoader epoch's start and end weigh about
+as in a long job. The "reference-style" rows do what the reference does, the way it does it, so the speed-up can be
 read on a machine where the reference is not installed: images through PIL then torchvision-style ToTensor +
-Normalize (copy, permute, float, subtract, divide); videos by decoding and converting to float every frame of
-each of the 5 clips (decord's `get_batch` on the clip's frame range), then subsampling. Each cell is the
-median of several alternating repeats.
+Normalize (copy, permute, float, subtract, divide); videos by decoding and converting to float every frame of each
+of the 5 clips (decord's `get_batch` on the clip's frame range), then subsampling. Each cell is the median of
+several alternating repeats.
 
     python benchmarks/bench_vision_inputs.py [--quick] [--repeats R] [--passes P] [--inputs images videos]
-                                             [--workers 2 4 8]
+                                             [--workers 2 4 8] [--no-reference]
 """
 
 from __future__ import annotations
