@@ -53,24 +53,29 @@ def map_items(
 
     With `on_error="raise"` the first bad item raises its OpenBindInputError (naming the item and its index);
     with `on_error="skip"` every good item is kept, each bad one is logged and listed in the result.
+    A transform with a `fixed_output_shape` (image, audio, video) writes each item straight into its row of the
+    batch (`fn(item, out=row)`): no stacking copy, half the peak memory (a video is 18 MB).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if on_error == "raise" and not items:
+        raise OpenBindInputError(items, "empty batch: give at least one item")
+    shape = getattr(fn, "fixed_output_shape", None)
+    batch = torch.empty(len(items), *shape, dtype=torch.float32) if shape is not None and items else None
     outputs: list[torch.Tensor] = []
     kept: list[int] = []
     failed: list[ItemFailure] = []
     for index, item in enumerate(items):
         try:
-            outputs.append(fn(item))
+            outputs.append(fn(item) if batch is None else fn(item, out=batch[len(outputs)]))
             kept.append(index)
         except OpenBindInputError as error:
             if on_error == "raise":
                 raise OpenBindInputError(error.item, f"{error.reason} (batch item {index})") from error
             logger.warning("skipping batch item %d: %s", index, error)
             failed.append(ItemFailure(index, item, error))
-    if on_error == "raise":
-        if not outputs:
-            raise OpenBindInputError(items, "empty batch: give at least one item")
-        return torch.stack(outputs)
-    tensor = torch.stack(outputs) if outputs else torch.empty(0)
-    return BatchResult(tensor, kept, failed)
+    if not outputs:
+        tensor = torch.empty(0)
+    else:
+        tensor = torch.stack(outputs) if batch is None else batch[: len(outputs)]
+    return tensor if on_error == "raise" else BatchResult(tensor, kept, failed)
