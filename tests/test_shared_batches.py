@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 import openbind.shared_batches as shared_batches
 from openbind.errors import OpenBindInputError
-from openbind.modalities.batch import BatchResult
+from openbind.modalities.batch import BatchResult, ItemFailure
 from openbind.preprocess import ItemDataset, collate_items
 
 
@@ -81,9 +81,7 @@ def test_a_batch_with_failures_is_copied_and_its_slot_released(fresh_slots):
     assert shared_batches.worker_batch((2, 3)).slot is batch.slot
 
 
-def _failure(index: int):
-    from openbind.modalities.batch import ItemFailure
-
+def _failure(index: int) -> ItemFailure:
     return ItemFailure(index, f"item {index}", OpenBindInputError(f"item {index}", "broken"))
 
 
