@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +43,19 @@ def as_item_list(items: Any, single_types: tuple[type, ...]) -> list[Any]:
     if isinstance(items, single_types) or not isinstance(items, Iterable):
         return [items]
     return list(items)
+
+
+def writable_out(out: torch.Tensor, shape: tuple[int, ...], *, any_shape: bool = False) -> torch.Tensor:
+    """`out` (a caller's tensor to write a transform's output into) viewed as `shape`, or a ValueError saying
+    what is wrong. It must be float32 and contiguous, and of `shape` (with `any_shape`: of as many elements)."""
+    fits = out.numel() == math.prod(shape) if any_shape else tuple(out.shape) == tuple(shape)
+    if not fits or out.dtype != torch.float32 or not out.is_contiguous():
+        layout = "contiguous" if out.is_contiguous() else "non-contiguous"
+        wanted = f"{math.prod(shape)} elements {tuple(shape)}" if any_shape else f"shape {tuple(shape)}"
+        raise ValueError(
+            f"out must be a contiguous float32 tensor of {wanted}, got {layout} {out.dtype} {tuple(out.shape)}"
+        )
+    return out if tuple(out.shape) == tuple(shape) else out.view(shape)  # the caller's own tensor when it fits
 
 
 def map_items(

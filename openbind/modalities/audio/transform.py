@@ -41,7 +41,7 @@ from openbind.io.audio import (
 )
 from openbind.io.scratch import scratch
 from openbind.modalities.audio.fbank import kaldi_fbank_packed
-from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
 
 Sampler = Literal["reference", "paper"]
 
@@ -290,10 +290,8 @@ class AudioTransform:
         shape = (len(counts), 1, self.num_mel_bins, self.target_length)
         if out is None:
             out = padding.expand(shape).clone()
-        elif out.shape != shape or out.dtype != torch.float32:
-            raise ValueError(f"out must be a float32 tensor of shape {shape}, got {out.dtype} {tuple(out.shape)}")
         else:
-            out.copy_(padding.expand(shape))
+            writable_out(out, shape).copy_(padding.expand(shape))
         # The reference normalizes after padding, (x - mean) / std: the same two roundings per value.
         if len(set(counts)) == 1:  # the usual case: one pass for all clips
             frames = min(counts[0], self.target_length)

@@ -24,7 +24,7 @@ from openbind.io.image import (
     open_image,
     reduce_16bit,
 )
-from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -98,13 +98,7 @@ class ImageTransform:
         """uint8 (H, W, 3) -> float32 (3, H, W), CLIP-normalized (into `out` when given)."""
         lut = _normalize_lut(tuple(self.mean), tuple(self.std))
         shape = (3, *crop.shape[:2])
-        if out is None:
-            out = torch.empty(shape)
-        elif out.shape != shape or out.dtype != torch.float32 or not out.is_contiguous():
-            layout = "contiguous" if out.is_contiguous() else "non-contiguous"
-            raise ValueError(
-                f"out must be a contiguous float32 tensor of shape {shape}, got {layout} {out.dtype} {tuple(out.shape)}"
-            )
+        out = torch.empty(shape) if out is None else writable_out(out, shape)
         planes = out.numpy()
         for channel in range(3):  # gathered straight into channel-first layout: no other copy
             np.take(lut[channel], crop[:, :, channel], out=planes[channel], mode="clip")

@@ -22,7 +22,7 @@ import torch
 
 from openbind.io.scratch import scratch
 from openbind.io.video import SINGLE_VIDEO_TYPES, VideoInput, VideoReader, open_video
-from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 
 
@@ -156,12 +156,9 @@ class VideoTransform:
             offsets = offsets[1:2]
         crops = [clips[..., y : y + size, x : x + size] for y, x in offsets]
         shape = (clips.shape[0], len(crops), *crops[0].shape[1:])
-        if out is None:  # contiguous: stack's own output keeps the crops' channels-last strides (flatten copies)
-            out = clips.new_empty(shape)
-        elif not out.is_contiguous() or out.dtype != torch.float32 or out.numel() != math.prod(shape):
-            raise ValueError(f"out must be a contiguous float32 tensor of {math.prod(shape)} elements {shape}, "
-                             f"got {out.dtype} {tuple(out.shape)}")
-        return torch.stack(crops, dim=1, out=out.view(shape))
+        # Contiguous: stack's own output would keep the crops' channels-last strides (and flatten would copy).
+        out = clips.new_empty(shape) if out is None else writable_out(out, shape, any_shape=True)
+        return torch.stack(crops, dim=1, out=out)
 
 
 def decoder_threads() -> int:
