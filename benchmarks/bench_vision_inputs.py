@@ -90,17 +90,24 @@ def reference_style_image(path: Path) -> torch.Tensor:
 
 
 def reference_style_video(path: Path) -> torch.Tensor:
+    """pytorchvideo's steps: each clip's frames as float, subsample, /255, F.interpolate the (3, T, H, W) clip,
+    normalize, three crops."""
     transform = VideoTransform()
-    clips = []
+    crops = []
     with open_video(path) as video:
         info = video.info
+        short = min(info.height, info.width)
+        size = (info.height * 224 // short, info.width * 224 // short)
         for start, end in transform.clip_times(info.duration):
             first = math.ceil(info.fps * float(start))
             stop = min(math.ceil(info.fps * float(end)), info.num_frames)
             frames = torch.from_numpy(video.frames(range(first, stop))).float()  # every frame of the clip
             kept = torch.linspace(0, stop - first - 1, 2).long()
-            clips.append(transform.resize_normalize(frames[kept].to(torch.uint8).numpy()).transpose(0, 1))
-    return transform.spatial_crops(torch.stack(clips)).flatten(0, 1)
+            clip = frames[kept].permute(3, 0, 1, 2) / 255
+            clip = torch.nn.functional.interpolate(clip, size=size, mode="bilinear", align_corners=False)
+            clip = (clip - _MEAN[..., None]) / _STD[..., None]
+            crops.extend(clip[..., y : y + 224, x : x + 224] for y, x in transform.crop_offsets(*size))
+    return torch.stack(crops)
 
 
 def per_file(

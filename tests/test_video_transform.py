@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import openbind.io.video as video_io
 import openbind.modalities.vision.video as video_module
@@ -137,17 +138,73 @@ def test_paper_protocol_covers_the_video_with_ceil_d_over_2_clips(tmp_path):
     assert VideoTransform(protocol="paper", crops=1)(path).shape == (3, 3, 2, 224, 224)
 
 
-def test_many_clips_are_resized_in_chunks_with_the_same_result(tmp_path, monkeypatch):
-    path = write_video(tmp_path / "forty_seconds.mp4", frames=80, fps=2)
-    transform = VideoTransform(protocol="paper", crops=1)
-    monkeypatch.setattr(video_module, "_CHUNK_BYTES", 7 * 48 * 64 * 3 * 4)  # chunks of 7 frames of 64x48
-    out = transform(path)
-    assert out.shape == (20, 3, 2, 224, 224)  # 20 clips x 1 crop: 40 distinct frames, 6 chunks (the last of 5)
+def plain_reference_steps(transform: VideoTransform, frames: np.ndarray) -> torch.Tensor:
+    """The reference's steps written plainly, for uint8 (clips, T, H, W, 3) frames: /255, F.interpolate of the
+    whole clip, normalize, then the three crops of the longer side (start, center ceil((L-224)/2), end)."""
+    clips = torch.from_numpy(frames).float().div(255).permute(0, 4, 1, 2, 3)  # (clips, 3, T, H, W)
+    height, width = frames.shape[2:4]
+    short = min(height, width)
+    size = (height * 224 // short, width * 224 // short)
+    resized = torch.stack([F.interpolate(c, size=size, mode="bilinear", align_corners=False) for c in clips])
+    mean = torch.tensor(transform.mean).view(1, 3, 1, 1, 1)
+    std = torch.tensor(transform.std).view(1, 3, 1, 1, 1)
+    resized = (resized - mean) / std
+    long, axis = max(size), (3 if size[0] > size[1] else 4)
+    center = -(-(long - 224) // 2)
+    starts = [center] if transform.crops == 1 else [0, center, long - 224]
+    crops = [resized.narrow(axis, start, 224) for start in starts]
+    return torch.stack(crops, dim=1).flatten(0, 1)
+
+
+@pytest.mark.parametrize("width, height", [(64, 48), (48, 64)])
+def test_long_video_under_the_paper_protocol_matches_the_plain_steps(tmp_path, width, height):
+    """40 s: 20 clips, each frame decoded, resized, cropped and normalized into the output as it comes."""
+    path = write_video(tmp_path / "forty_seconds.mp4", frames=80, fps=2, width=width, height=height)
+    for crops in (1, 3):
+        transform = VideoTransform(protocol="paper", crops=crops)
+        out = transform(path)
+        assert out.shape == (20 * crops, 3, 2, 224, 224)
+        with open_video(path) as video:
+            clips = transform.clip_frame_indices(video.info.fps, video.info.num_frames)
+            frames = video.frames([i for clip in clips for i in clip]).reshape(20, 2, height, width, 3)
+        torch.testing.assert_close(out, plain_reference_steps(transform, frames), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("per_group", [1, 3, 100])
+def test_frames_resized_one_by_one_or_in_groups_give_the_same_output(tmp_path, monkeypatch, per_group):
+    """Groups of 3 leave the last of the 10 frames alone in its group."""
+    path = write_video(tmp_path / "v.mp4", frames=40)
+    expected = VideoTransform()(path)
+    monkeypatch.setattr(VideoTransform, "_frames_per_group", lambda self, height, width: per_group)
+    assert torch.equal(VideoTransform()(path), expected)
+
+
+def test_frames_go_one_by_one_at_one_thread_and_in_groups_at_more(monkeypatch):
+    """One frame stays in the CPU's cache from decoding to the output; with more torch threads a frame is too
+    little work to share out, so frames are resized together as far as the work buffer holds them."""
+    previous = torch.get_num_threads()
+    monkeypatch.setattr(video_module, "_FRAME_BYTES", 3 * 48 * 64 * 3 * 4)
+    try:
+        torch.set_num_threads(1)
+        assert VideoTransform()._frames_per_group(48, 64) == 1
+        torch.set_num_threads(2)
+        assert VideoTransform()._frames_per_group(48, 64) == 3
+        assert VideoTransform()._frames_per_group(1080, 1920) == 1
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_frames_shared_by_clips_fill_every_place(tmp_path):
+    """A 1 s video: the five 2 s clips all start at 0 and keep the same two frames."""
+    path = write_video(tmp_path / "short.mp4", frames=10, fps=10)
+    transform = VideoTransform()
+    out = transform(path).view(5, 3, 3, 2, 224, 224)
     with open_video(path) as video:
-        clips = transform.clip_frame_indices(video.info.fps, video.info.num_frames)
-        frames = transform.resize_normalize(video.frames([i for clip in clips for i in clip]))
-    expected = transform.spatial_crops(frames.reshape(20, 2, 3, 224, 298).transpose(1, 2)).flatten(0, 1)
-    assert torch.equal(out, expected)
+        assert transform.clip_frame_indices(video.info.fps, video.info.num_frames) == [[0, 9]] * 5
+        frames = video.frames([0, 9])[None]
+    expected = plain_reference_steps(transform, frames).view(1, 3, 3, 2, 224, 224)
+    torch.testing.assert_close(out, expected.expand_as(out), rtol=0, atol=1e-5)
+    assert not torch.equal(out[..., 0, :, :], out[..., 1, :, :])
 
 
 def test_outputs_never_share_the_work_buffers_of_later_calls(tmp_path):
@@ -156,24 +213,17 @@ def test_outputs_never_share_the_work_buffers_of_later_calls(tmp_path):
     transform = VideoTransform()
     out = transform(first)
     kept = out.clone()
-    with open_video(first) as video:
-        frames = transform.resize_normalize(video.frames([0, 5]))
-    kept_frames = frames.clone()
     assert not torch.equal(transform(second)[:, :, :, :48], kept[:, :, :, :48])
     with open_video(second) as video:
-        transform.resize_normalize(video.frames([1, 2]))
-    assert torch.equal(out, kept) and torch.equal(frames, kept_frames)
+        transform.resize(torch.from_numpy(video.frames([1])))
+    assert torch.equal(out, kept)
 
 
-def test_spatial_crop_offsets_landscape_and_portrait():
+def test_crop_offsets_landscape_and_portrait():
     transform = VideoTransform()
-    wide = torch.arange(300, dtype=torch.float32).expand(1, 3, 2, 224, 300)
-    crops = transform.spatial_crops(wide)
-    assert crops.shape == (1, 3, 3, 2, 224, 224)
-    assert [crops[0, k, 0, 0, 0, 0].item() for k in range(3)] == [0, 38, 76]  # center = ceil(76/2)
-    tall = torch.arange(299, dtype=torch.float32)[:, None].expand(1, 3, 2, 299, 224)
-    crops = transform.spatial_crops(tall)
-    assert [crops[0, k, 0, 0, 0, 0].item() for k in range(3)] == [0, 38, 75]  # center = ceil(75/2)
+    assert transform.crop_offsets(224, 300) == [(0, 0), (0, 38), (0, 76)]  # center = ceil(76/2)
+    assert transform.crop_offsets(299, 224) == [(0, 0), (38, 0), (75, 0)]  # center = ceil(75/2)
+    assert VideoTransform(crops=1).crop_offsets(224, 300) == [(0, 38)]
 
 
 def test_portrait_video_is_cropped_top_center_bottom(tmp_path):
@@ -183,11 +233,10 @@ def test_portrait_video_is_cropped_top_center_bottom(tmp_path):
     assert out.shape == (15, 3, 2, 224, 224)
     with open_video(path) as video:
         indices = transform.clip_frame_indices(video.info.fps, video.info.num_frames)[0]
-        resized = transform.resize_normalize(video.frames(indices))
-    assert resized.shape[-2:] == (298, 224)  # floor(64/48*224) = 298
-    clip = resized.transpose(0, 1)  # (3, T, H, W)
-    for k, top in enumerate([0, 37, 74]):
-        assert torch.equal(out[k], clip[:, :, top : top + 224, :])
+        frames = video.frames(indices)
+    assert transform.resize(torch.from_numpy(frames)).shape == (2, 3, 298, 224)  # floor(64/48*224) = 298
+    assert transform.crop_offsets(298, 224) == [(0, 0), (37, 0), (74, 0)]
+    torch.testing.assert_close(out[:3], plain_reference_steps(transform, frames[None]), rtol=0, atol=1e-5)
 
 
 # --- decoding: seeking, input kinds, audio ---------------------------------------------------------------
@@ -411,12 +460,13 @@ def test_forked_worker_never_frees_a_decoder_whose_threads_stayed_in_the_parent(
     assert result.returncode == 0, result.stderr
 
 
-def test_out_must_match_the_output():
+def test_out_must_match_the_output(tmp_path):
+    path = write_video(tmp_path / "v.mp4")
     transform = VideoTransform()
-    clips = torch.zeros(5, 3, 2, 224, 298)
     assert transform.fixed_output_shape == (15, 3, 2, 224, 224)
     assert VideoTransform(protocol="paper").fixed_output_shape is None
     out = torch.empty(15, 3, 2, 224, 224)
-    assert transform.spatial_crops(clips, out).data_ptr() == out.data_ptr()
+    assert transform(path, out).data_ptr() == out.data_ptr()
+    assert torch.equal(out, transform(path))
     with pytest.raises(ValueError, match="contiguous float32"):
-        transform.spatial_crops(clips, torch.empty(14, 3, 2, 224, 224))
+        transform(path, torch.empty(14, 3, 2, 224, 224))

@@ -6,8 +6,11 @@ and the last); /255; shorter side to 224 by bilinear interpolation (no antialias
 side floor(long/short*224)); CLIP normalize; 3 crops of 224 along the longer side (start, center with offset
 ceil((L-224)/2), end). Output clip-major, then crop.
 
-Only the kept frames are decoded to RGB (see `openbind.io.video`), each distinct frame once; they are resized
-together (in chunks of at most 32 MB of float frames) in per-thread work buffers (`openbind.io.scratch`).
+Only the kept frames are decoded to RGB (see `openbind.io.video`), each distinct frame once. At 1 torch thread
+(DataLoader workers) each frame is resized, cropped and normalized into the output as it comes, so it stays in
+the CPU's cache between the steps (resizing all frames together streamed them through memory several times:
+1.15-1.3x slower with two processes at once on the development VM). At more threads frames are resized in
+groups, since one frame is too little work to share out. Work buffers: `openbind.io.scratch`.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ from openbind.io.video import SINGLE_VIDEO_TYPES, VideoInput, VideoReader, open_
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 
-
-_CHUNK_BYTES = 32 << 20  # float frames resized together (at least one), and the work buffers kept per thread
+_FRAME_BYTES = 32 << 20  # work buffers kept per thread: a float 1080p frame (25 MB) fits, a larger one is fresh
 
 
 @dataclass(frozen=True)
@@ -72,32 +74,40 @@ class VideoTransform:
         """Transform an already open video (lets a caller read its audio from the same open file)."""
         info = video.info
         clips = self.clip_frame_indices(info.fps, info.num_frames)
-        unique, inverse = np.unique(np.asarray(clips).ravel(), return_inverse=True)
-        frames = self._decode_resize(video, unique.tolist())
-        if not np.array_equal(inverse, np.arange(inverse.size)):  # clips share frames: repeat them (a copy)
-            frames = frames[torch.from_numpy(inverse)]
-        frames = frames.view(len(clips), self.frames_per_clip, *frames.shape[1:]).transpose(1, 2)
-        return self.spatial_crops(frames, out).flatten(0, 1)
+        shape = (len(clips), self.crops, 3, self.frames_per_clip, self.size, self.size)
+        out = torch.empty(shape) if out is None else writable_out(out, shape, any_shape=True)
+        uses: dict[int, list[tuple[int, int]]] = {}  # frame index -> the (clip, time) places it fills
+        for clip, indices in enumerate(clips):
+            for time, index in enumerate(indices):
+                uses.setdefault(index, []).append((clip, time))
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
+        per_group = self._frames_per_group(info.height, info.width)
+        decoded = scratch("video_decoded", (per_group, info.height, info.width, 3), torch.uint8, _FRAME_BYTES)
+        decoded_array = decoded.numpy()  # filled with numpy: a torch copy could wake torch's threads per frame
+        group: list[int] = []
+        last = max(uses)
+        for index, rgb in video.iter_frames(list(uses)):
+            decoded_array[len(group)] = rgb
+            group.append(index)
+            if len(group) < per_group and index != last:
+                continue
+            resized = self.resize(decoded[: len(group)])
+            offsets = self.crop_offsets(*resized.shape[-2:])
+            for frame, index in zip(resized, group):
+                for k, (y, x) in enumerate(offsets):
+                    crop = frame[:, y : y + self.size, x : x + self.size]
+                    for clip, time in uses[index]:  # normalized as written: 2.5x faster than a copy after
+                        torch.sub(crop, mean, out=out[clip, k, :, time]).div_(std)
+            group.clear()
+        return out.flatten(0, 1)
 
-    def _decode_resize(self, video: VideoReader, indices: list[int]) -> torch.Tensor:
-        """Resized frames for sorted distinct `indices`, in a work buffer valid until this thread's next call.
-
-        Frames are resized in chunks of at most `_CHUNK_BYTES` of float frames as they are decoded, so that only a
-        chunk of full-size frames is held (long videos under the paper protocol keep thousands)."""
-        info = video.info
-        per_chunk = max(1, min(len(indices), _CHUNK_BYTES // (info.height * info.width * 3 * 4)))
-        chunk = scratch("video_decoded", (per_chunk, info.height, info.width, 3), torch.uint8, _CHUNK_BYTES).numpy()
-        height, width = self._resized_size(info.height, info.width)
-        resized = scratch("video_resized", (len(indices), height, width, 3), max_bytes=_CHUNK_BYTES)
-        resized = resized.permute(0, 3, 1, 2)  # channels-last, as decoded
-        done = filled = 0
-        for _, rgb in video.iter_frames(indices):
-            chunk[filled] = rgb
-            filled += 1
-            if filled == per_chunk or done + filled == len(indices):
-                self.resize_normalize(chunk[:filled], out=resized[done : done + filled])
-                done, filled = done + filled, 0
-        return resized
+    def _frames_per_group(self, height: int, width: int) -> int:
+        """Frames resized together: one at 1 torch thread (it stays in the CPU's cache from decoding to the
+        output), as many as fit in the work buffer at more (a frame is too little work to share out)."""
+        if torch.get_num_threads() == 1:
+            return 1
+        return max(1, _FRAME_BYTES // (height * width * 3 * 4))
 
     def clip_times(self, duration: float) -> list[tuple[Fraction, Fraction]]:
         """(start, end) in seconds of each clip, in the reference sampler's exact (Fraction) arithmetic."""
@@ -120,21 +130,18 @@ class VideoTransform:
             kept.append([first + int(offset) for offset in offsets])
         return kept
 
-    def resize_normalize(self, frames: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 (K, H, W, 3) -> float32 (K, 3, h, w) with the shorter side = size, CLIP-normalized, written into
-        `out` (a (K, 3, h, w) float32 tensor, best channels-last) when given."""
-        # Kept in channels-last memory (as decoded): no transposing copy, and the faster interpolation kernel.
+    def resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (K, H, W, 3) frames -> float32 (K, 3, h, w) in [0, 1] with the shorter side = size, in this
+        thread's work buffer (valid until its next call)."""
         count, height, width = frames.shape[:3]
-        x = scratch("video_float", (count, height, width, 3), max_bytes=_CHUNK_BYTES).permute(0, 3, 1, 2)
-        x.copy_(torch.from_numpy(frames).permute(0, 3, 1, 2)).div_(255.0)
         new_size = self._resized_size(height, width)
-        if out is None:
-            out = torch.empty(count, *new_size, 3).permute(0, 3, 1, 2)
-        # F.interpolate's kernel, writing into `out`: a fresh output costs as much in page faults as the resize.
-        torch.ops.aten.upsample_bilinear2d.out(x, list(new_size), False, None, None, out=out)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
-        return out.sub_(mean).div_(std)
+        # Channels-last, as decoded: no transposing copy, and the faster interpolation kernel.
+        x = scratch("video_float", (count, height, width, 3), max_bytes=_FRAME_BYTES).permute(0, 3, 1, 2)
+        torch.div(frames.permute(0, 3, 1, 2), 255.0, out=x)
+        resized = scratch("video_resized", (count, *new_size, 3), max_bytes=_FRAME_BYTES).permute(0, 3, 1, 2)
+        # F.interpolate's kernel, writing into the work buffer: a fresh output costs as much in page faults as
+        # the resize itself.
+        return torch.ops.aten.upsample_bilinear2d.out(x, list(new_size), False, None, None, out=resized)
 
     def _resized_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) with the shorter side = size and the longer floor(long / short * size), as the reference."""
@@ -142,23 +149,16 @@ class VideoTransform:
             return int(math.floor(height / width * self.size)), self.size
         return self.size, int(math.floor(width / height * self.size))
 
-    def spatial_crops(self, clips: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """(clips, 3, T, h, w) -> (clips, crops, 3, T, size, size): start/center/end of the longer side,
-        written into `out` (any contiguous tensor of as many elements) when given."""
-        height, width = clips.shape[-2:]
+    def crop_offsets(self, height: int, width: int) -> list[tuple[int, int]]:
+        """(top, left) of each size x size crop of a resized frame: start, center, end of the longer side (the
+        center alone with `crops=1`); the center offset is ceil((L - size) / 2)."""
         size = self.size
         center_y, center_x = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
         if height > width:
             offsets = [(0, center_x), (center_y, center_x), (height - size, center_x)]
         else:
             offsets = [(center_y, 0), (center_y, center_x), (center_y, width - size)]
-        if self.crops == 1:
-            offsets = offsets[1:2]
-        crops = [clips[..., y : y + size, x : x + size] for y, x in offsets]
-        shape = (clips.shape[0], len(crops), *crops[0].shape[1:])
-        # Contiguous: stack's own output would keep the crops' channels-last strides (and flatten would copy).
-        out = clips.new_empty(shape) if out is None else writable_out(out, shape, any_shape=True)
-        return torch.stack(crops, dim=1, out=out)
+        return offsets[1:2] if self.crops == 1 else offsets
 
 
 def decoder_threads() -> int:
