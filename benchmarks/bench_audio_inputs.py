@@ -21,7 +21,6 @@ epoch. Each cell is the median of several alternating repeats.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import tempfile
 import time
@@ -37,7 +36,7 @@ from openbind.modalities.audio.fbank import mel_filterbank
 from openbind.modalities.audio.transform import AudioTransform, clip_sample_ranges, load_audios
 from openbind.preprocess import ItemDataset, collate_items
 
-from common import two_processes
+from common import process_pair, two_processes
 
 BATCH = 16
 
@@ -147,10 +146,10 @@ def main() -> None:
 
         return run
 
-    pool = multiprocessing.get_context("spawn").Pool(2)
     with tempfile.TemporaryDirectory() as tmp:
         files = make_files(Path(tmp), count)
         paths = files * passes
+        pool = process_pair()
         transforms = {name: AudioTransform(resampler=name) for name in args.resamplers}
         cases = {}
         for threads in args.threads:

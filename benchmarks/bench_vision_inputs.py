@@ -20,24 +20,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
-from common import median, print_table, two_processes
+from common import measure, per_file, print_table, process_pair, through_loader, two_processes
 from openbind.io.video import open_video
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 from openbind.modalities.vision.transform import ImageTransform
 from openbind.modalities.vision.video import VideoTransform
-from openbind.preprocess import ItemDataset, collate_items
 
 
 def make_images(directory: Path, count: int, seed: int = 0) -> list[Path]:
@@ -110,50 +105,6 @@ def reference_style_video(path: Path) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def per_file(
-    paths: list[Path], transform: Callable[[Path], torch.Tensor], threads: int | None = None
-) -> Callable[[], object]:
-    """Per-file calls in this process, at `threads` torch intra-op threads (None: the default)."""
-
-    def run() -> None:
-        default = torch.get_num_threads()
-        torch.set_num_threads(threads or default)
-        try:
-            for path in paths:
-                transform(path)
-        finally:
-            torch.set_num_threads(default)
-
-    return run
-
-
-def through_loader(
-    modality: str, paths: list[Path], transform: Callable[[Path], torch.Tensor], batch: int, workers: int
-) -> Callable[[], object]:
-    dataset = ItemDataset(modality, paths, transform)
-    loader = DataLoader(
-        dataset, batch_size=batch, num_workers=workers, persistent_workers=True, collate_fn=collate_items
-    )
-
-    def epoch() -> None:  # each batch dropped as the next comes, as a training or embedding loop does
-        for batch in loader:
-            assert not batch.failed
-
-    epoch()  # start the workers once: the timed epochs measure steady-state throughput
-    return epoch
-
-
-def measure(cases: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, float]:
-    """files/s per case: median over `repeats` rounds, the cases alternating within each round."""
-    rates: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, (run, count) in cases.items():
-            start = time.perf_counter()
-            run()
-            rates[name].append(count / (time.perf_counter() - start))
-    return {name: median(values) for name, values in rates.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few files and repeats: a smoke run")
@@ -184,7 +135,7 @@ def main() -> None:
         assert torch.equal(video_transform(video), reference_style_video(video))
 
         rates = {}
-        pool = multiprocessing.get_context("spawn").Pool(2)
+        pool = process_pair()
         two_processes(pool, images[:2], image_transform)()  # warm up: start the workers, import in them
         two_processes(pool, [video, video], video_transform)()
         inputs = {

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.pool
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 from openbind.config import EncoderConfig
+from openbind.preprocess import ItemDataset, collate_items
 
 # One model input item per modality at a given batch size (random data of the right shape).
 def example_input(modality: str, config: EncoderConfig, batch: int, device: str = "cpu") -> torch.Tensor:
@@ -84,8 +89,59 @@ def _transform_all(paths: list, transform: Callable) -> None:
         transform(path)
 
 
-def two_processes(pool, paths: list, transform: Callable) -> Callable[[], object]:
-    """A timed case: half the files in each of 2 independent 1-thread processes of `pool` (a spawn Pool(2),
+def process_pair() -> multiprocessing.pool.Pool:
+    """The 2 processes of the "2 independent processes" rows, forked from this one as torch forks DataLoader
+    workers on Linux: they start from the same memory state (glibc's allocator adapts to a process's history;
+    freshly spawned processes decoding depth maps took 1,600 page faults per map here, forked ones none)."""
+    return multiprocessing.get_context("fork").Pool(2)
+
+
+def two_processes(pool: multiprocessing.pool.Pool, paths: list, transform: Callable) -> Callable[[], object]:
+    """A timed case: half the files in each of 2 independent 1-thread processes of `pool` (`process_pair`,
     started once): what the machine itself gives 2 workers, with nothing crossing between processes."""
     halves = [(paths[: len(paths) // 2], transform), (paths[len(paths) // 2 :], transform)]
     return lambda: pool.starmap(_transform_all, halves)
+
+
+def per_file(items: list, transform: Callable[[Any], object], threads: int | None = None) -> Callable[[], object]:
+    """Per-item calls in this process, at `threads` torch intra-op threads (None: the default)."""
+
+    def run() -> None:
+        default = torch.get_num_threads()
+        torch.set_num_threads(threads or default)
+        try:
+            for item in items:
+                transform(item)
+        finally:
+            torch.set_num_threads(default)
+
+    return run
+
+
+def through_loader(
+    modality: str, items: list, transform: Callable[[Any], torch.Tensor], batch: int, workers: int
+) -> Callable[[], object]:
+    """An epoch of openbind's `ItemDataset` + `collate_items` in a DataLoader with `workers` kept processes
+    (what `openbind.preprocess.loader` builds; torch runs each worker at 1 thread)."""
+    dataset = ItemDataset(modality, items, transform)
+    loader = DataLoader(
+        dataset, batch_size=batch, num_workers=workers, persistent_workers=True, collate_fn=collate_items
+    )
+
+    def epoch() -> None:  # each batch dropped as the next comes, as a training or embedding loop does
+        for batch in loader:
+            assert not batch.failed
+
+    epoch()  # start the workers once: the timed epochs measure steady-state throughput
+    return epoch
+
+
+def measure(cases: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, float]:
+    """files/s per case: median over `repeats` rounds, the cases alternating within each round."""
+    rates: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (run, count) in cases.items():
+            start = time.perf_counter()
+            run()
+            rates[name].append(count / (time.perf_counter() - start))
+    return {name: median(values) for name, values in rates.items()}

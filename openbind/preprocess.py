@@ -116,8 +116,16 @@ class FirstClip:
 
     transform: Callable[[Any], torch.Tensor]
 
-    def __call__(self, item: Any) -> torch.Tensor:
-        return self.transform(item)[0]
+    @property
+    def fixed_output_shape(self) -> tuple[int, ...] | None:
+        """The inner transform's shape less its clip axis, where that is fixed at one clip."""
+        shape = getattr(self.transform, "fixed_output_shape", None)
+        return shape[1:] if shape is not None and shape[0] == 1 else None
+
+    def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+        if out is None:
+            return self.transform(item)[0]
+        return self.transform(item, out=out.unsqueeze(0))[0]
 
 
 class ItemDataset(Dataset):

@@ -170,7 +170,7 @@ def test_compact_resampler_equals_the_dense_reference_kernel(rate):
     for seconds in (0.5, 0.01, 0.0002, 2.3):
         waveform = torch.from_numpy(_tone(seconds, rate, channels=2))
         kernel, width = dense_sinc_kernel(rate, 16000)
-        new, orig = kernel.shape[0], kernel.shape[-1] - 2 * width
+        orig = kernel.shape[-1] - 2 * width
         padded = torch.nn.functional.pad(waveform, (width, width + orig))
         dense = torch.nn.functional.conv1d(padded[:, None], kernel, stride=orig).transpose(1, 2).reshape(2, -1)
         out = resample(waveform, rate, 16000)

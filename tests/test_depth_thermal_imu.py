@@ -455,6 +455,54 @@ def test_batch_skip_reports_bad_items(tmp_path):
     assert none_left.kept == [] and len(none_left.failed) == 1
 
 
+@pytest.mark.parametrize("modality", ["depth", "thermal"])
+def test_rows_written_in_place_match_fresh_calls(tmp_path, modality):
+    """Batch calls write each map into its row of the batch, DataLoader workers into a batch in shared memory."""
+    from torch.utils.data import DataLoader
+
+    from openbind.preprocess import ItemDataset, collate_items
+
+    rng = np.random.default_rng(0)
+    if modality == "depth":
+        transform, load = DepthTransform(mean=0.3, std=0.2), load_depths
+        items = [save_png16(tmp_path / f"d{i}.png", rng.integers(0, 5000, (30 + i, 40))) for i in range(3)]
+    else:
+        transform, load = ThermalTransform(mean=0.4, std=0.3), load_thermals
+        items = [rng.integers(0, 256, (30, 40 + i), dtype=np.uint8) for i in range(2)]
+        items.append(rng.integers(0, 65536, (50, 30), dtype=np.uint16))
+    expected = torch.stack([transform(item) for item in items])
+    assert transform.fixed_output_shape == (1, 224, 224)
+    row = torch.full((1, 224, 224), float("nan"))
+    assert transform(items[0], out=row) is row and torch.equal(row, expected[0])
+    assert torch.equal(load(items, transform=transform), expected)
+    loader = DataLoader(ItemDataset(modality, items, transform), batch_size=2, num_workers=2, collate_fn=collate_items)
+    batches = list(loader)
+    assert [b.kept for b in batches] == [[0, 1], [2]]
+    assert torch.equal(torch.cat([b.tensor for b in batches]), expected)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        transform(items[0], out=torch.empty(1, 224, 225))
+
+
+def test_imu_windows_written_in_place_match_fresh_calls():
+    from torch.utils.data import DataLoader
+
+    from openbind.preprocess import FirstClip, ItemDataset, collate_items
+
+    rng = np.random.default_rng(1)
+    items = [imu_samples(seconds, 100.0)[1] + rng.normal(0, 0.1, (int(seconds * 100), 6)) for seconds in (4, 7, 12)]
+    two = ImuTransform(sample_rate=100.0, clips=2, mean=(0.1,) * 6, std=(2.0,) * 6)
+    assert two.fixed_output_shape == (2, 6, 2000) and ImuTransform(clips="all").fixed_output_shape is None
+    out = torch.full((2, 6, 2000), float("nan"))
+    assert two(items[2], out=out) is out and torch.equal(out, two(items[2]))
+    with pytest.raises(ValueError, match="fixed window count"):
+        ImuTransform(sample_rate=100.0, clips="all")(items[0], out=out)
+    first = FirstClip(ImuTransform(sample_rate=100.0))
+    assert first.fixed_output_shape == (6, 2000) and FirstClip(two).fixed_output_shape is None
+    expected = torch.stack([first(item) for item in items])
+    loader = DataLoader(ItemDataset("imu", items, first), batch_size=2, num_workers=2, collate_fn=collate_items)
+    assert torch.equal(torch.cat([batch.tensor for batch in loader]), expected)
+
+
 @pytest.mark.parametrize("patch_norm", [True, False])
 def test_patch_norm_decides_whether_flat_levels_survive_the_stem(patch_norm):
     """With the reference's per-patch LayerNorm after a bias-free conv, flat maps of any positive level give

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from openbind.errors import OpenBindInputError
 from openbind.io.image import DEFAULT_MAX_PIXELS
-from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 from openbind.modalities.vision.transform import ImageTransform
 
@@ -271,14 +271,24 @@ class DepthTransform:
         np.divide(self.baseline_m * self.focal_px, depth, out=disparity, where=valid)
         return disparity
 
-    def finish(self, disparity: np.ndarray) -> torch.Tensor:
-        """Scale, resize, crop and normalize a full-resolution disparity map."""
+    @property
+    def fixed_output_shape(self) -> tuple[int, int, int]:
+        """The output shape whatever the input: batch calls and DataLoader workers write rows in place."""
+        return (1, IMAGE_SIZE, IMAGE_SIZE)
+
+    def finish(self, disparity: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Scale, resize, crop and normalize a full-resolution disparity map (into `out` when given)."""
         if self.max_disparity is not None:
             disparity = np.minimum(disparity, self.max_disparity) / self.max_disparity
-        return (plane_to_tensor(disparity, self.resample) - self.mean) / self.std
+        tensor = plane_to_tensor(disparity, self.resample)
+        if out is None:
+            return (tensor - self.mean) / self.std
+        return torch.sub(tensor, self.mean, out=writable_out(out, self.fixed_output_shape)).div_(self.std)
 
-    def __call__(self, item: Any) -> torch.Tensor:
-        return self.finish(self.disparity(item))
+    def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+        """out: a contiguous float32 [1, 224, 224] tensor to write into (e.g. a row of a batch in shared
+        memory, which then reaches a DataLoader's main process without a copy)."""
+        return self.finish(self.disparity(item), out)
 
 
 def load_depths(

@@ -17,7 +17,7 @@ import torch
 
 from openbind.errors import OpenBindInputError
 from openbind.io.imu import CHANNELS, ImuRecording, read_imu
-from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
 
 WINDOW_SECONDS = 5.0
 WINDOW_STEPS = 2000
@@ -122,7 +122,14 @@ class ImuTransform:
             if mean.shape != (6,) or std.shape != (6,) or not (np.isfinite(mean).all() and (std > 0).all()):
                 raise OpenBindInputError((self.mean, self.std), "mean and std need 6 finite values, std > 0")
 
-    def __call__(self, item: Any) -> torch.Tensor:
+    @property
+    def fixed_output_shape(self) -> tuple[int, int, int] | None:
+        """The output shape whatever the recording (None with clips="all", whose window count varies)."""
+        return None if self.clips == "all" else (self.clips, len(CHANNELS), WINDOW_STEPS)
+
+    def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+        """out: a contiguous float32 tensor of the output's shape to write into (e.g. a row of a batch in shared
+        memory, which then reaches a DataLoader's main process without a copy)."""
         recording = read_imu(item, sample_rate=self.sample_rate)
         samples, times = recording.samples, recording.times
         if np.isinf(samples).any():
@@ -141,7 +148,13 @@ class ImuTransform:
         if self.mean is not None:
             mean = np.asarray(self.mean, dtype=np.float64)[:, None]
             windows = (windows - mean) / np.asarray(self.std, dtype=np.float64)[:, None]
-        return torch.from_numpy(windows.astype(np.float32))
+        if out is None:
+            return torch.from_numpy(windows.astype(np.float32))
+        if self.fixed_output_shape is None:
+            raise ValueError('out needs a fixed window count: clips="all" varies with the recording')
+        target = writable_out(out, self.fixed_output_shape)
+        target.numpy()[...] = windows  # float64 -> float32, rounded as astype rounds
+        return target
 
 
 def load_imus(

@@ -14,8 +14,14 @@ import torch
 from PIL import Image
 
 from openbind.errors import OpenBindInputError
-from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
-from openbind.modalities.depth.transform import PLANE_ITEM_TYPES, load_plane, plane_to_tensor, resize_center_crop
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
+from openbind.modalities.depth.transform import (
+    IMAGE_SIZE,
+    PLANE_ITEM_TYPES,
+    load_plane,
+    plane_to_tensor,
+    resize_center_crop,
+)
 
 _UINT16_MAX = 65535.0
 
@@ -74,7 +80,14 @@ class ThermalTransform:
         if self.mean is not None and not np.isfinite(self.mean):
             raise OpenBindInputError(self.mean, "mean must be finite")
 
-    def __call__(self, item: Any) -> torch.Tensor:
+    @property
+    def fixed_output_shape(self) -> tuple[int, int, int]:
+        """The output shape whatever the input: batch calls and DataLoader workers write rows in place."""
+        return (1, IMAGE_SIZE, IMAGE_SIZE)
+
+    def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+        """out: a contiguous float32 [1, 224, 224] tensor to write into (e.g. a row of a batch in shared
+        memory, which then reaches a DataLoader's main process without a copy)."""
         plane = load_plane(item, to_gray=True)
         if plane.dtype == np.uint8 and self.scale == "dtype":
             cropped = resize_center_crop(Image.fromarray(plane, "L"), self.resample)
@@ -83,7 +96,7 @@ class ThermalTransform:
             tensor = plane_to_tensor(scale_to_unit(plane, self.scale, item), self.resample).clamp_(0.0, 1.0)
         if self.mean is not None:
             tensor = (tensor - self.mean) / self.std
-        return tensor
+        return tensor if out is None else writable_out(out, self.fixed_output_shape).copy_(tensor)
 
 
 def load_thermals(
