@@ -31,7 +31,7 @@ from PIL import Image
 
 import openbind.preprocess
 from bench_tokenizer import make_corpora, whole_words
-from common import measure, per_file, print_table, process_pair, through_loader, two_processes
+from common import add_input_options, measure, parallel_cases, per_file, print_rates, process_pair, two_processes
 from openbind.modalities.depth.transform import DepthTransform
 from openbind.modalities.imu.transform import ImuTransform
 from openbind.modalities.thermal.transform import ThermalTransform
@@ -107,15 +107,9 @@ def text_batches(strings: list[str]) -> Callable[[], object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few items and repeats: a smoke run")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--passes", type=int, default=None, help="times each timed run goes through the items")
+    add_input_options(parser)
     choices = ["depth", "thermal-8bit", "thermal-16bit", "imu-npy", "imu-csv", "text"]
     parser.add_argument("--inputs", nargs="+", default=choices, choices=choices)
-    parser.add_argument(
-        "--workers", type=int, nargs="+", default=[2], help="DataLoader worker counts, a row each (on a machine "
-        "with more cores, e.g. 2 4 8 shows how the loader scales)"
-    )
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 5)
     passes = args.passes or (1 if args.quick else 4)
@@ -148,19 +142,10 @@ def main() -> None:
             cases = {"openbind, 1 process, 1 thread": (per_file(items, transform, 1), len(items))}
             if name == "text":
                 cases[f"`openbind.preprocess.text`, {TEXT_BATCH} per call"] = (text_batches(items), len(items))
-            for workers in args.workers:
-                loader = through_loader(modality, items, transform, batch, workers)
-                cases[f"openbind, DataLoader {workers} workers"] = (loader, len(items))
-            cases["openbind, 2 independent processes"] = (two_processes(pool, items, transform), len(items))
+            cases.update(parallel_cases(pool, modality, items, transform, batch, args.workers))
             rates[kind] = measure(cases, repeats)
         pool.close()
-
-    print(f"{repeats} repeats of {passes} passes, median items/s; ratio: to the 1-thread openbind process")
-    rows = []
-    for kind, by_name in rates.items():
-        single = by_name["openbind, 1 process, 1 thread"]
-        rows += [[kind, name, f"{rate:,.1f}", f"{rate / single:.2f}x"] for name, rate in by_name.items()]
-    print_table(["input", "pipeline", "items/s", "ratio"], rows)
+    print_rates(rates, "items", repeats, passes)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import measure, per_file, print_table, process_pair, through_loader, two_processes
+from common import add_input_options, measure, parallel_cases, per_file, print_rates, process_pair, two_processes
 from openbind.io.video import open_video
 from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 from openbind.modalities.vision.transform import ImageTransform
@@ -107,16 +107,10 @@ def reference_style_video(path: Path) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few files and repeats: a smoke run")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--passes", type=int, default=None, help="times each timed run goes through the files")
+    add_input_options(parser)
     parser.add_argument("--inputs", nargs="+", default=["images", "videos"], choices=["images", "videos"])
     parser.add_argument(
         "--no-reference", action="store_true", help="leave out the reference-style rows (for scaling runs)"
-    )
-    parser.add_argument(
-        "--workers", type=int, nargs="+", default=[2], help="DataLoader worker counts, a row each (on a machine "
-        "with more cores, e.g. 2 4 8 shows how the loader scales)"
     )
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 5)
@@ -148,19 +142,10 @@ def main() -> None:
                 cases[f"reference-style, 1 process, {threads} threads"] = (per_file(files, reference), len(files))
             cases["openbind, 1 process, 1 thread"] = (per_file(files, transform, 1), len(files))
             cases[f"openbind, 1 process, {threads} threads"] = (per_file(files, transform), len(files))
-            for workers in args.workers:
-                loader = through_loader(modality, files, transform, batch, workers)
-                cases[f"openbind, DataLoader {workers} workers"] = (loader, len(files))
-            cases["openbind, 2 independent processes"] = (two_processes(pool, files, transform), len(files))
+            cases.update(parallel_cases(pool, modality, files, transform, batch, args.workers))
             rates[kind] = measure(cases, repeats)
         pool.close()
-
-    print(f"{repeats} repeats of {passes} passes, median files/s; ratio: to the 1-thread openbind process")
-    rows = []
-    for kind, by_name in rates.items():
-        single = by_name["openbind, 1 process, 1 thread"]
-        rows += [[kind, name, f"{rate:.2f}", f"{rate / single:.2f}x"] for name, rate in by_name.items()]
-    print_table(["input", "pipeline", "files/s", "ratio"], rows)
+    print_rates(rates, "files", repeats, passes)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import multiprocessing
 import multiprocessing.pool
@@ -145,3 +146,41 @@ def measure(cases: dict[str, tuple[Callable[[], object], int]], repeats: int) ->
             run()
             rates[name].append(count / (time.perf_counter() - start))
     return {name: median(values) for name, values in rates.items()}
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """--quick, --repeats, --passes and --workers, as the input benchmarks take them."""
+    parser.add_argument("--quick", action="store_true", help="few items and repeats: a smoke run")
+    parser.add_argument("--repeats", type=int, default=None, help="alternated repeats per case (default 5)")
+    parser.add_argument("--passes", type=int, default=None, help="times each timed run goes through the items")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[2], help="DataLoader worker counts, a row each (on a machine "
+        "with more cores, e.g. 2 4 8 shows how the loader scales)"
+    )
+
+
+def parallel_cases(
+    pool: multiprocessing.pool.Pool,
+    modality: str,
+    items: list,
+    transform: Callable,
+    batch: int,
+    worker_counts: list[int],
+) -> dict[str, tuple[Callable[[], object], int]]:
+    """The timed cases that use 2 cores or more: a DataLoader per worker count, and 2 independent processes."""
+    cases = {}
+    for workers in worker_counts:
+        loader = through_loader(modality, items, transform, batch, workers)
+        cases[f"openbind, DataLoader {workers} workers"] = (loader, len(items))
+    cases["openbind, 2 independent processes"] = (two_processes(pool, items, transform), len(items))
+    return cases
+
+
+def print_rates(rates: dict[str, dict[str, float]], unit: str, repeats: int, passes: int) -> None:
+    """A row per input and case: `unit`s per second, and the ratio to the 1-thread openbind process."""
+    print(f"{repeats} repeats of {passes} passes, median {unit}/s; ratio: to the 1-thread openbind process")
+    rows = []
+    for kind, by_name in rates.items():
+        single = by_name["openbind, 1 process, 1 thread"]
+        rows += [[kind, name, f"{rate:,.2f}", f"{rate / single:.2f}x"] for name, rate in by_name.items()]
+    print_table(["input", "pipeline", f"{unit}/s", "ratio"], rows)
