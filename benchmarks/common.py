@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: analytic multiply-adds per modality, timing, tables."""
+"""Shared benchmark helpers: analytic multiply-adds per modality, timing, tables, and the drivers of the input
+pipeline benchmarks (per item, DataLoader workers, two independent processes)."""
 
 from __future__ import annotations
 
