@@ -261,8 +261,10 @@ def test_quickstart_schema_rejects_missing_and_mistyped_keys(tmp_path):
 # --- batched embedding -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("num_workers", [0, 1])
+@pytest.mark.parametrize("num_workers", [0, 1, 2])
 def test_embed_items_keeps_good_items_and_reports_corrupt(tiny_model, tmp_path, num_workers):
+    """With workers, images go through `openbind.preprocess.ItemDataset` (rows written into reused shared
+    memory); without, through the batch loader: the same embeddings, indices and failures either way."""
     good = tmp_path / "good.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(good)
     other = tmp_path / "other.png"
@@ -277,5 +279,21 @@ def test_embed_items_keeps_good_items_and_reports_corrupt(tiny_model, tmp_path, 
     expected = tiny_model.embed(vision=[str(good), str(other)])["vision"]
     assert result.tensor.shape == (2, tiny_model.config.embed_dim)
     assert torch.allclose(result.tensor, expected, atol=1e-5)
-    with pytest.raises(OpenBindInputError, match=r"item 1\)"):
-        embed_items(tiny_model, "vision", items, batch_size=2, progress=False, on_error="raise")
+    with pytest.raises(OpenBindInputError, match=r"corrupt\.png.*item 1\)"):
+        embed_items(
+            tiny_model, "vision", items, batch_size=2, progress=False, on_error="raise", num_workers=num_workers
+        )
+
+
+def test_embed_items_with_workers_matches_one_process_for_depth(tiny_model, tmp_path):
+    rng = np.random.default_rng(3)
+    items = []
+    for i in range(5):
+        items.append(tmp_path / f"depth{i}.png")
+        Image.fromarray(rng.integers(300, 5000, (30 + i, 40)).astype(np.uint16)).save(items[-1])
+    items.insert(2, tmp_path / "missing.png")
+    alone = embed_items(tiny_model, "depth", items, batch_size=2, progress=False)
+    workers = embed_items(tiny_model, "depth", items, batch_size=2, progress=False, num_workers=2)
+    assert alone.kept == workers.kept == [0, 1, 3, 4, 5]
+    assert [f.index for f in workers.failed] == [2] and "no such file" in str(workers.failed[0].error)
+    torch.testing.assert_close(workers.tensor, alone.tensor, rtol=0, atol=1e-6)

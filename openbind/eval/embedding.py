@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from openbind.errors import OpenBindInputError
 from openbind.modalities import get_modality
 from openbind.modalities.batch import BatchResult, ItemFailure, OnError, map_items
 from openbind.model.imagebind import ImageBind
+from openbind.preprocess import ItemDataset, collate_items
 
 logger = logging.getLogger("openbind")
 
@@ -54,8 +55,7 @@ def embed_items(
         raise KeyError(f"this model has no {modality!r} encoder (it has {model.modalities})")
     if not isinstance(items, torch.Tensor):
         items = list(items)
-    batches = _Batches(modality, items, batch_size, transform)
-    loader = DataLoader(batches, batch_size=None, num_workers=num_workers, collate_fn=_identity)
+    batches = _load_batches(modality, items, batch_size, num_workers, transform)
     device = next(model.parameters()).device
     embeddings: list[torch.Tensor] = []
     kept: list[int] = []
@@ -64,17 +64,16 @@ def embed_items(
     model.eval()
     try:
         with tqdm(total=len(items), desc=f"embed {modality}", unit="item", disable=not progress) as bar:
-            for start, tensor, batch_kept, batch_failed in loader:
-                for offset, reason in batch_failed:
-                    index = start + offset
+            for batch in batches:
+                for failure in batch.failed:
                     if on_error == "raise":
-                        raise OpenBindInputError(items[index], f"{reason} (item {index})")
-                    failed.append(ItemFailure(index, items[index], OpenBindInputError(items[index], reason)))
-                if batch_kept:
+                        raise OpenBindInputError(failure.item, f"{failure.error.reason} (item {failure.index})")
+                    failed.append(failure)
+                if batch.kept:
                     with torch.inference_mode():
-                        embeddings.append(model.encode(modality, tensor.to(device)).float().cpu())
-                    kept.extend(start + index for index in batch_kept)
-                bar.update(len(batch_kept) + len(batch_failed))
+                        embeddings.append(model.encode(modality, batch.tensor.to(device)).float().cpu())
+                    kept.extend(batch.kept)
+                bar.update(len(batch.kept) + len(batch.failed))
     finally:
         model.train(was_training)
     if failed:
@@ -87,6 +86,39 @@ def embed_items(
     if on_error == "raise":
         return tensor
     return BatchResult(tensor, kept, failed)
+
+
+# Modalities whose default loader is a per-item transform (`openbind.preprocess.transform_for`); text is left to
+# its batch tokenizer, which is fastest on whole lists.
+_PER_ITEM_MODALITIES = ("vision", "audio", "depth", "thermal", "imu")
+
+
+def _load_batches(
+    modality: str,
+    items: Sequence[Any] | torch.Tensor,
+    batch_size: int,
+    num_workers: int,
+    transform: Callable[[Any], torch.Tensor] | None,
+) -> Iterator[BatchResult]:
+    """`items` loaded `batch_size` at a time, as BatchResults whose `kept` and `failed` index into `items`.
+
+    In worker processes a per-item transform goes through `openbind.preprocess.ItemDataset`: each worker writes
+    fixed-shape items into a batch in shared memory that it reuses (`openbind.shared_batches`). Otherwise each
+    batch goes through the modality's batch loader (or is a slice of a model-ready tensor)."""
+    per_item = transform is not None or modality in _PER_ITEM_MODALITIES
+    if num_workers > 0 and per_item and not isinstance(items, torch.Tensor):
+        dataset = ItemDataset(modality, items, transform)
+        yield from DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_items)
+        return
+    loader = DataLoader(
+        _Batches(modality, items, batch_size, transform), batch_size=None, num_workers=num_workers, collate_fn=_identity
+    )
+    for start, tensor, kept, failed in loader:
+        failures = [
+            ItemFailure(start + offset, items[start + offset], OpenBindInputError(items[start + offset], reason))
+            for offset, reason in failed
+        ]
+        yield BatchResult(tensor, [start + index for index in kept], failures)
 
 
 class _Batches(Dataset):
