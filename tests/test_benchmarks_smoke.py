@@ -1,0 +1,30 @@
+"""The input benchmarks run end to end in their --quick mode (a smoke run, not a timing: numbers are not checked,
+only that every row is measured), so that a change to the API they drive cannot leave them broken."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "script, args, rows",
+    [
+        ("bench_vision_inputs.py", ["--no-reference"], ["images 640x480 JPEG", "videos 4 s 320x240 25 fps"]),
+        ("bench_audio_inputs.py", ["--resamplers", "sinc", "--threads", "1"], ["| sinc | DataLoader 2 workers"]),
+        ("bench_other_inputs.py", [], ["depth 640x480", "thermal 640x512 16-bit", "IMU 10 s 200 Hz CSV", "captions"]),
+    ],
+)
+def test_input_benchmark_runs(script, args, rows):
+    result = subprocess.run(
+        [sys.executable, script, "--quick", *args], cwd=BENCHMARKS, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in rows:
+        assert row in result.stdout, result.stdout
+    assert "2 independent processes" in result.stdout
