@@ -101,7 +101,7 @@ def main() -> None:
                     rows.append([modality, mode, dtype, batch, f"{batch / seconds:.1f}",
                                  f"{record['tflops']:.1f}", f"{mem:.1f}"])  # fmt: skip
                     print(" | ".join(map(str, rows[-1])), flush=True)
-        del model, encoder, runner
+        model = encoder = runner = None  # free the GPU memory before the next modality
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
