@@ -29,14 +29,12 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import torch
-from torch.utils.data import DataLoader
 
 from openbind.io.audio import dense_sinc_kernel
 from openbind.modalities.audio.fbank import mel_filterbank
 from openbind.modalities.audio.transform import AudioTransform, clip_sample_ranges, load_audios
-from openbind.preprocess import ItemDataset, collate_items
 
-from common import process_pair, two_processes
+from common import process_pair, through_loader, two_processes
 
 BATCH = 16
 
@@ -103,24 +101,6 @@ def run_reference_style(paths: list[Path], transform: AudioTransform) -> None:
         torch.stack(clips)
 
 
-def _one_thread(worker_id: int) -> None:
-    if torch.get_num_threads() != 1:
-        raise RuntimeError(f"DataLoader worker {worker_id} runs {torch.get_num_threads()} torch threads, not 1")
-
-
-def make_loader(paths: list[Path], transform: AudioTransform, workers: int) -> DataLoader:
-    """openbind's `ItemDataset` + `collate_items` (what `openbind.preprocess.loader` builds), workers kept."""
-    return DataLoader(
-        ItemDataset("audio", paths, transform), batch_size=BATCH, num_workers=workers, persistent_workers=True,
-        collate_fn=collate_items, worker_init_fn=_one_thread,
-    )  # fmt: skip
-
-
-def run_loader(loader: DataLoader) -> None:
-    for batch in loader:
-        assert not batch.failed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: few files, one repeat")
@@ -164,8 +144,8 @@ def main() -> None:
                     threads, lambda t=transform: run_batched(paths, t)
                 )
             for workers in args.workers:
-                loader = make_loader(paths, transform, workers)
-                cases[(name, f"DataLoader {workers} workers", None)] = lambda loader=loader: run_loader(loader)
+                loader = through_loader("audio", paths, transform, BATCH, workers)
+                cases[(name, f"DataLoader {workers} workers", None)] = loader
             cases[(name, "2 independent processes", None)] = two_processes(pool, paths, transform)
         for case in cases.values():  # warm-up: kernel caches, worker start-up
             case()

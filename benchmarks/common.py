@@ -120,6 +120,12 @@ def per_file(items: list, transform: Callable[[Any], object], threads: int | Non
     return run
 
 
+def _check_one_thread(worker_id: int) -> None:
+    """The worker rows assume torch's 1 thread per DataLoader worker: refuse to measure anything else."""
+    if torch.get_num_threads() != 1:
+        raise RuntimeError(f"DataLoader worker {worker_id} runs {torch.get_num_threads()} torch threads, not 1")
+
+
 def through_loader(
     modality: str, items: list, transform: Callable[[Any], torch.Tensor], batch: int, workers: int
 ) -> Callable[[], object]:
@@ -127,8 +133,9 @@ def through_loader(
     (what `openbind.preprocess.loader` builds; torch runs each worker at 1 thread)."""
     dataset = ItemDataset(modality, items, transform)
     loader = DataLoader(
-        dataset, batch_size=batch, num_workers=workers, persistent_workers=True, collate_fn=collate_items
-    )
+        dataset, batch_size=batch, num_workers=workers, persistent_workers=True, collate_fn=collate_items,
+        worker_init_fn=_check_one_thread,
+    )  # fmt: skip
 
     def epoch() -> None:  # each batch dropped as the next comes, as a training or embedding loop does
         for batch in loader:

@@ -79,6 +79,8 @@ class VideoTransform:
         for clip, indices in enumerate(clips):
             for time, index in enumerate(indices):
                 uses.setdefault(index, []).append((clip, time))
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
         per_group = self._frames_per_group(info.height, info.width)
         decoded = scratch("video_decoded", (per_group, info.height, info.width, 3), torch.uint8, _FRAME_BYTES)
         decoded_array = decoded.numpy()  # filled with numpy: a torch copy could wake torch's threads per frame
@@ -88,15 +90,21 @@ class VideoTransform:
             decoded_array[len(group)] = rgb
             group.append(index)
             if len(group) == per_group or index == last:
-                self._crop_into(out, self.resize(decoded[: len(group)]), [uses[i] for i in group])
+                places = [uses[i] for i in group]
+                self._crop_into(out, self.resize(decoded[: len(group)]), places, mean, std)
                 group.clear()
         return out.flatten(0, 1)
 
-    def _crop_into(self, out: torch.Tensor, resized: torch.Tensor, places: list[list[tuple[int, int]]]) -> None:
-        """Write the crops of resized frames, normalized, into `out` (clips, crops, 3, T, size, size), each
+    def _crop_into(
+        self,
+        out: torch.Tensor,
+        resized: torch.Tensor,
+        places: list[list[tuple[int, int]]],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+    ) -> None:
+        """Write the crops of resized frames, (x - mean) / std, into `out` (clips, crops, 3, T, size, size), each
         frame at its (clip, time) places."""
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
         offsets = self.crop_offsets(*resized.shape[-2:])
         for frame, frame_places in zip(resized, places):
             for k, (y, x) in enumerate(offsets):
