@@ -1,5 +1,6 @@
-"""The input benchmarks run end to end in their --quick mode (a smoke run, not a timing: numbers are not checked,
-only that every row is measured), so that a change to the API they drive cannot leave them broken."""
+"""The input benchmarks and the machine-scaling control run end to end in their --quick mode (a smoke run, not a
+timing: numbers are not checked, only that every row is measured), so that a change to the API they drive cannot
+leave them broken."""
 
 from __future__ import annotations
 
@@ -28,3 +29,13 @@ def test_input_benchmark_runs(script, args, rows):
     for row in rows:
         assert row in result.stdout, result.stdout
     assert "2 independent processes" in result.stdout
+
+
+def test_cpu_scaling_control_runs():
+    result = subprocess.run(
+        [sys.executable, "bench_cpu_scaling.py", "--quick", "--processes", "2"],
+        cwd=BENCHMARKS, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for kernel in ("python", "matmul", "copy-16MB", "copy-256MB"):
+        assert f"{kernel} " in result.stdout, result.stdout

@@ -331,6 +331,41 @@ def test_imu_csv_header_aliases():
         parse_imu_csv("t,time_ms,ax,ay,az,gx,gy,gz\n1,2,3,4,5,6,7,8\n")
 
 
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_imu_csv_fast_and_cell_by_cell_parsing_give_the_same_bits(monkeypatch, delimiter):
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((300, 8)) * 10.0 ** rng.integers(-12, 12, (300, 8))
+    cells = [[repr(float(v)) if j % 2 else f"{v:.7g}" for j, v in enumerate(row)] for row in table]
+    cells[5][7] = "walking"  # a text column that names no channel: skipped, never parsed
+    text = delimiter.join(["gz", "t_ms", "ax", "ay", "az", "gx", "gy", "label"]) + "\n"
+    text += "\n".join(delimiter.join(row) for row in cells) + "\n"
+    calls = []
+    loadtxt = np.loadtxt
+    monkeypatch.setattr(np, "loadtxt", lambda *args, **kwargs: calls.append(1) or loadtxt(*args, **kwargs))
+    fast = parse_imu_csv(text)
+    assert calls == [1]  # read by numpy
+
+    def refuse(*args, **kwargs):
+        raise ValueError("refused")
+
+    monkeypatch.setattr(np, "loadtxt", refuse)
+    cell_by_cell = parse_imu_csv(text)
+    expected = np.array([[float(row[c]) for c in (2, 3, 4, 5, 6, 0)] for row in cells])
+    for samples, timestamps in (fast, cell_by_cell):
+        assert np.array_equal(samples.view(np.int64), expected.view(np.int64))
+        assert np.array_equal(timestamps, np.array([float(row[1]) for row in cells]) * 1e-3)
+
+
+def test_imu_csv_rows_numpy_refuses_are_read_cell_by_cell():
+    header = "t,ax,ay,az,gx,gy,gz,note\n"
+    quoted = parse_imu_csv(header + '0,1,2,3,4,5,6,"a, b"\n0.01,1,2,3,4,5,6,c\n')  # a delimiter inside quotes
+    assert quoted[0].tolist() == [[1, 2, 3, 4, 5, 6]] * 2 and quoted[1].tolist() == [0.0, 0.01]
+    unicode_digits = parse_imu_csv(header + "0,١,2,3,4,5,6,x\n")  # float() reads Arabic-Indic digits
+    assert unicode_digits[0].tolist() == [[1, 2, 3, 4, 5, 6]]
+    with pytest.raises(OpenBindInputError, match="data row 2 has 9 columns"):
+        parse_imu_csv(header + "0,1,2,3,4,5,6,x\n1,1,2,3,4,5,6,x,y\n")
+
+
 # ---------------------------------------------------------------- bad input
 
 
