@@ -17,6 +17,7 @@ from hypothesis.extra import numpy as hnp
 
 import openbind.preprocess as P
 from openbind.errors import OpenBindInputError
+from openbind.io.imu import parse_imu_csv
 
 MODALITIES = ["vision", "video", "audio", "depth", "thermal", "imu", "text"]
 HEADERS = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"fLaC",
@@ -64,6 +65,27 @@ def test_random_arrays(modality, array):
 )  # fmt: skip
 def test_random_waveforms_with_rates(modality, array, rate):
     check(modality, (array, rate))
+
+
+CSV_CELLS = st.text(alphabet="0123456789.eE+-_ \"'\x00naifINF\u0661\uff11", max_size=8)
+
+
+@FUZZ
+@given(
+    header=st.sampled_from(["t,ax,ay,az,gx,gy,gz", "ax;ay;az;gx;gy;gz;label", ""]),
+    rows=st.lists(st.lists(CSV_CELLS, min_size=5, max_size=8), max_size=12),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+)
+def test_random_csv_cells(header, rows, delimiter):
+    """IMU CSV text: numpy's parser or the cell-by-cell one, only OpenBindInputError or float64 columns."""
+    text = header.replace(",", delimiter).replace(";", delimiter) + "\n"
+    text += "\n".join(delimiter.join(row) for row in rows)
+    try:
+        samples, timestamps = parse_imu_csv(text)
+    except OpenBindInputError:
+        return
+    assert samples.dtype == np.float64 and samples.shape == (len(samples), 6)
+    assert timestamps is None or timestamps.shape == (len(samples),)
 
 
 @pytest.mark.parametrize("modality", MODALITIES)
