@@ -360,6 +360,8 @@ def test_imu_csv_rows_numpy_refuses_are_read_cell_by_cell():
     header = "t,ax,ay,az,gx,gy,gz,note\n"
     quoted = parse_imu_csv(header + '0,1,2,3,4,5,6,"a, b"\n0.01,1,2,3,4,5,6,c\n')  # a delimiter inside quotes
     assert quoted[0].tolist() == [[1, 2, 3, 4, 5, 6]] * 2 and quoted[1].tolist() == [0.0, 0.01]
+    spanning = parse_imu_csv(header + '0,1,2,3,4,5,6,"two\nlines"\n0.01,1,2,3,4,5,6,c\n')  # one row, 2 lines
+    assert spanning[0].tolist() == [[1, 2, 3, 4, 5, 6]] * 2 and spanning[1].tolist() == [0.0, 0.01]
     unicode_digits = parse_imu_csv(header + "0,١,2,3,4,5,6,x\n")  # float() reads Arabic-Indic digits
     assert unicode_digits[0].tolist() == [[1, 2, 3, 4, 5, 6]]
     with pytest.raises(OpenBindInputError, match="data row 2 has 9 columns"):

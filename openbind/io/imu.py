@@ -165,7 +165,7 @@ def parse_imu_csv(text: str, item: Any = "<csv>") -> tuple[np.ndarray, np.ndarra
 
 
 def _read_columns(lines: list[str], delimiter: str, width: int, columns: list[int], item: Any) -> np.ndarray:
-    """float64 [len(lines), len(columns)] of the data lines; columns not asked for are not read.
+    """float64 [rows, len(columns)] of the data lines; columns not asked for are not read.
 
     numpy's C parser reads a plain numeric table (3x faster than cell by cell); whatever it refuses (empty cells,
     quotes, rows of another width, text) is read cell by cell, which reads empty cells as NaN and names what is
@@ -176,8 +176,9 @@ def _read_columns(lines: list[str], delimiter: str, width: int, columns: list[in
             return np.loadtxt(lines, delimiter=delimiter, usecols=columns, dtype=np.float64, ndmin=2, comments=None)
         except ValueError:
             pass
-    table = np.empty((len(lines), len(columns)), dtype=np.float64)
-    for index, row in enumerate(csv.reader(lines, delimiter=delimiter)):
+    rows = list(csv.reader(lines, delimiter=delimiter))  # fewer than lines where a quoted cell spans lines
+    table = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for index, row in enumerate(rows):
         if len(row) != width:
             raise OpenBindInputError(item, f"data row {index + 1} has {len(row)} columns, expected {width}")
         table[index] = [_parse_cell(row[column], index + 1, item) for column in columns]
