@@ -7,6 +7,7 @@ objects go into the image, video, audio, depth, thermal, IMU and text loaders.
 from __future__ import annotations
 
 import io
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -77,15 +78,23 @@ CSV_CELLS = st.text(alphabet="0123456789.eE+-_ \"'\x00naifINF\u0661\uff11", max_
     delimiter=st.sampled_from([",", ";", "\t"]),
 )
 def test_random_csv_cells(header, rows, delimiter):
-    """IMU CSV text: numpy's parser or the cell-by-cell one, only OpenBindInputError or float64 columns."""
+    """IMU CSV text raises only OpenBindInputError; numpy's parser and the cell-by-cell one agree (without
+    quotes, which only the cell-by-cell one reads), and every data line is one row."""
     text = header.replace(",", delimiter).replace(";", delimiter) + "\n"
     text += "\n".join(delimiter.join(row) for row in rows)
     try:
         samples, timestamps = parse_imu_csv(text)
     except OpenBindInputError:
         return
-    assert samples.dtype == np.float64 and samples.shape == (len(samples), 6)
-    assert timestamps is None or timestamps.shape == (len(samples),)
+    if '"' in text:
+        return
+    with mock.patch.object(np, "loadtxt", side_effect=ValueError):
+        cell_by_cell = parse_imu_csv(text)
+    data_lines = [line for line in text.splitlines()[1 if header else 0 :] if line.strip()]
+    assert samples.dtype == np.float64 and samples.shape == (len(data_lines), 6)
+    assert np.array_equal(samples, cell_by_cell[0], equal_nan=True)
+    assert (timestamps is None) == (cell_by_cell[1] is None) == ("t" not in header)
+    assert timestamps is None or np.array_equal(timestamps, cell_by_cell[1], equal_nan=True)
 
 
 @pytest.mark.parametrize("modality", MODALITIES)
