@@ -12,10 +12,13 @@ torchaudio-shaped resampling kernel, rebuilt per call, over the whole file and a
 clip with its window and mel matrix rebuilt), so the speed-up can be read where the reference is not installed
 (torchaudio does not work here) and under the same load. A timed run goes `--passes` times through the files
 (every driver does the same items), so that the DataLoader's start and end of an epoch weigh about as in a long
-epoch. Each cell is the median of several alternating repeats.
+epoch. Each cell is the median of several alternating repeats. `--formats flac ogg mp3 m4a` adds a per-file row
+(1 thread, the default resampler) for the same sounds in each of those formats (FLAC, Ogg Vorbis and MP3 written
+and read by libsndfile; M4A/AAC written and read by PyAV), where decoding costs more than a WAV's.
 
     python benchmarks/bench_audio_inputs.py [--quick] [--files N] [--passes P] [--repeats R] [--threads T [T ...]]
                                             [--workers W [W ...]] [--resamplers sinc soxr]
+                                            [--formats flac ogg mp3 m4a]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import soundfile
 import torch
@@ -52,6 +56,31 @@ def make_files(directory: Path, count: int, seed: int = 0) -> list[Path]:
         soundfile.write(path, np.stack(channels, axis=1).astype(np.float32), 44100, subtype="PCM_16")
         paths.append(path)
     return paths
+
+
+_SOUNDFILE_FORMATS = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"), "mp3": ("MP3", "MPEG_LAYER_III")}
+
+
+def convert(paths: list[Path], suffix: str) -> list[Path]:
+    """The same sounds as `suffix` files beside the WAVs (at libsndfile's / FFmpeg's default quality)."""
+    converted = []
+    for path in paths:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        target = path.with_suffix(f".{suffix}")
+        if suffix == "m4a":
+            with av.open(str(target), "w", format="ipod") as container:
+                stream = container.add_stream("aac", rate=rate)
+                stream.layout = "mono" if data.shape[1] == 1 else "stereo"
+                planes = np.ascontiguousarray(data.T)
+                frame = av.AudioFrame.from_ndarray(planes, format="fltp", layout=stream.layout.name)
+                frame.sample_rate, frame.pts = rate, 0
+                for packet in [*stream.encode(frame), *stream.encode(None)]:
+                    container.mux(packet)
+        else:
+            container_format, subtype = _SOUNDFILE_FORMATS[suffix]
+            soundfile.write(target, data, rate, format=container_format, subtype=subtype)
+        converted.append(target)
+    return converted
 
 
 def run_per_file(paths: list[Path], transform: AudioTransform) -> None:
@@ -115,6 +144,10 @@ def main() -> None:
         "with more cores, e.g. 2 4 8 shows how the loader scales)"
     )
     parser.add_argument("--resamplers", nargs="+", default=["sinc", "soxr"], choices=["sinc", "soxr"])
+    parser.add_argument(
+        "--formats", nargs="+", default=[], choices=["flac", "ogg", "mp3", "m4a"],
+        help="add a per-file row (1 thread, sinc) for the same sounds in these formats",
+    )  # fmt: skip
     args = parser.parse_args()
     count, repeats, passes = (16, 1, 1) if args.quick else (args.files, args.repeats, args.passes)
     default_threads = torch.get_num_threads()
@@ -147,6 +180,11 @@ def main() -> None:
                 loader = through_loader("audio", paths, transform, BATCH, workers)
                 cases[(name, f"DataLoader {workers} workers", None)] = loader
             cases[(name, "2 independent processes", None)] = two_processes(pool, paths, transform)
+        for suffix in args.formats:
+            encoded = convert(files, suffix) * passes
+            cases[("sinc", f"per file, {suffix.upper()} files", 1)] = threaded(
+                1, lambda e=encoded: run_per_file(e, AudioTransform())
+            )
         for case in cases.values():  # warm-up: kernel caches, worker start-up
             case()
         times: dict[tuple, list[float]] = {key: [] for key in cases}
@@ -161,7 +199,9 @@ def main() -> None:
     pool.close()
 
     print(
-        f"{count} WAV files, 44.1 kHz, 2.6-10 s, half stereo, {passes} passes per run; median of {repeats}; "
+        f"{count} WAV files, 44.1 kHz, 2.6-10 s, half stereo"
+        + (f" (and the same sounds as {', '.join(f.upper() for f in args.formats)} files)" if args.formats else "")
+        + f", {passes} passes per run; median of {repeats}; "
         f"torch's default threads here: {default_threads}; DataLoader workers and the independent processes: 1"
     )
     rates = {key: len(paths) / statistics.median(values) for key, values in times.items()}

@@ -17,7 +17,11 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
     "script, args, rows",
     [
         ("bench_vision_inputs.py", ["--no-reference"], ["images 640x480 JPEG", "videos 4 s 320x240 25 fps"]),
-        ("bench_audio_inputs.py", ["--resamplers", "sinc", "--threads", "1"], ["| sinc | DataLoader 2 workers"]),
+        (
+            "bench_audio_inputs.py",
+            ["--resamplers", "sinc", "--threads", "1", "--formats", "flac", "ogg", "mp3", "m4a"],
+            ["| sinc | DataLoader 2 workers", "FLAC files", "OGG files", "MP3 files", "M4A files"],
+        ),
         ("bench_other_inputs.py", [], ["depth 640x480", "thermal 640x512 16-bit", "IMU 10 s 200 Hz CSV", "captions"]),
     ],
 )
