@@ -55,8 +55,8 @@ def _start_pool_process(barrier: Any) -> None:
 
 def _run(name: str, n: int) -> tuple[float, float]:
     """(start, end) on the system's monotonic clock of `n` units of kernel `name`, buffers made and touched
-    first and, in a pool, the pool's processes started together."""
-    torch.set_num_threads(1)
+    first and, in a pool, the pool's processes started together. Runs at 1 torch thread (set by `main` and by
+    `_start_pool_process`)."""
     if name == "python":
         step: Callable[[], None] = lambda: _python_loop(1)
     else:
