@@ -67,12 +67,11 @@ DEFAULTS = {
 
 def bench_preset(preset: str) -> str:
     """Register (in this process) `preset` restricted to the anchor and trained towers; returns its name."""
-    from openbind.factory import PRESETS
+    from openbind.factory import PRESETS, get_model_config
 
     name = f"bench_bind:{preset}"
     if name not in PRESETS:
-        base = PRESETS[preset]
-        PRESETS[name] = lambda: base().subset([ANCHOR, TRAINED])
+        PRESETS[name] = get_model_config(preset).subset([ANCHOR, TRAINED]).to_dict()
     return name
 
 
@@ -92,10 +91,10 @@ class SyntheticInput:
 
 
 def run_worker(spec: dict) -> None:
-    from openbind.manifest import read_manifest
-    from openbind.train.data import PairDataset
+    from openbind.data.manifest import read_manifest
+    from openbind.train import TrainConfig, Trainer
     from openbind.train.distributed import DistInfo, barrier, cleanup, init_distributed
-    from openbind.train.trainer import PreloadedPairs, TrainConfig, Trainer
+    from openbind.train.pairs import PairDataset, PreloadedPairs
 
     torch.set_num_threads(spec["threads"])
     if spec["nproc"] > 1:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import clips_per_item, encoder_macs, example_input, gflops, median, print_table, time_call  # noqa: E402
+from common import clips_per_item, encoder_macs, gflops, median, print_table, time_call  # noqa: E402
 
 import openbind  # noqa: E402
 
@@ -42,10 +42,10 @@ def throughput(model, preset_config, modalities, batches, repeats) -> list[list[
     for modality in modalities:
         encoder = model.encoders[modality]
         config = preset_config.encoders[modality]
-        clips = clips_per_item(modality)
-        macs = encoder_macs(modality, config, preset_config.embed_dim) * clips
+        clips = clips_per_item(config)
+        macs = encoder_macs(config, preset_config.embed_dim) * clips
         for batch in batches:
-            x = example_input(modality, config, batch)
+            x = config.example_input(batch)
             times = {False: [], True: []}
             outputs = {}
             for bf16 in (False, True):  # warm-up (and the outputs compared below)
@@ -66,9 +66,9 @@ def throughput(model, preset_config, modalities, batches, repeats) -> list[list[
 def matmul_fraction(model, preset_config, repeats: int, batch: int = 4, n: int = 4096) -> dict:
     encoder = model.encoders["vision"]
     config = preset_config.encoders["vision"]
-    x = example_input("vision", config, batch)
+    x = config.example_input(batch)
     a, b = torch.randn(n, n), torch.randn(n, n)
-    macs = encoder_macs("vision", config, preset_config.embed_dim) * batch
+    macs = encoder_macs(config, preset_config.embed_dim) * batch
     run_forward(encoder, x, 1, False)
     torch.mm(a, b)
     mm_rates, model_rates = [], []
@@ -91,12 +91,10 @@ import torch, openbind
 directory, modality = sys.argv[1], sys.argv[2]
 model = openbind.create_model(directory)
 loaded = time.perf_counter()
-sys.path.insert(0, sys.argv[3])
-from common import example_input
 modalities = model.modalities if modality == "all" else [modality]
 with torch.inference_mode():
     for m in modalities:
-        emb = model.encode(m, example_input(m, model.config.encoders[m], 1))
+        emb = model.encode(m, model.config.encoders[m].example_input(1))
 done = time.perf_counter()
 status = open("/proc/self/status").read()
 hwm = int(status.split("VmHWM:")[1].split()[0]) * 1024
@@ -129,7 +127,7 @@ def load_to_first_embedding(directory: Path, modality: str, cold: bool) -> dict:
         finally:
             os.close(fd)
     out = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(directory), modality, str(Path(__file__).parent)],
+        [sys.executable, "-c", LOAD_SCRIPT, str(directory), modality],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import clips_per_item, encoder_macs, example_input, gflops, print_table  # noqa: E402
+from common import clips_per_item, encoder_macs, gflops, print_table  # noqa: E402
 
 import openbind  # noqa: E402
 
@@ -70,15 +70,15 @@ def main() -> None:
         model = openbind.create_model(config, modalities=[modality], device=device)
         encoder = model.encoders[modality]
         enc_config = config.encoders[modality]
-        clips = clips_per_item(modality)
-        macs = encoder_macs(modality, enc_config, config.embed_dim) * clips
+        clips = clips_per_item(enc_config)
+        macs = encoder_macs(enc_config, config.embed_dim) * clips
         for mode in args.modes:
             runner = torch.compile(encoder, dynamic=False) if mode == "compiled" else encoder
             for dtype in args.dtypes:
                 for batch in args.batches:
                     if device.type == "cuda":
                         torch.cuda.reset_peak_memory_stats()
-                    x = example_input(modality, enc_config, batch, device=str(device))
+                    x = enc_config.example_input(batch, device=device)
                     items = x.flatten(0, 1) if clips > 1 else x
 
                     def step():

@@ -35,8 +35,9 @@ from common import add_input_options, measure, parallel_cases, per_file, print_r
 from openbind.modalities.depth.transform import DepthTransform
 from openbind.modalities.imu.transform import ImuTransform
 from openbind.modalities.thermal.transform import ThermalTransform
-from openbind.preprocess import FirstClip, TextTokens
-from openbind.tokenizer import Tokenizer
+from openbind.modalities.batch import FirstClip
+from openbind.modalities.text.transform import TextTokens
+from openbind.modalities.text.tokenizer import Tokenizer
 
 TEXT_BATCH = 256
 

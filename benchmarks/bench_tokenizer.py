@@ -20,7 +20,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from openbind.tokenizer import END_OF_WORD, Tokenizer
+from openbind.modalities.text.tokenizer import END_OF_WORD, Tokenizer
 
 CAPTION_WORDS = """a the of on in with and is to at an two man woman people person sitting standing next near
 top white black red blue green large small young old table street dog cat plate food water field grass tree

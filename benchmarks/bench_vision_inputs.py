@@ -30,7 +30,7 @@ from PIL import Image
 
 from common import add_input_options, measure, parallel_cases, per_file, print_rates, process_pair, two_processes
 from openbind.io.video import open_video
-from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
+from openbind.modalities.vision.transform import CLIP_MEAN, CLIP_STD
 from openbind.modalities.vision.transform import ImageTransform
 from openbind.modalities.vision.video import VideoTransform
 

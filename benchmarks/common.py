@@ -15,48 +15,22 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from openbind.config import EncoderConfig
-from openbind.preprocess import ItemDataset, collate_items
+from openbind.model.config import EncoderConfig
+from openbind.data.items import ItemDataset, collate_items
 
-# One model input item per modality at a given batch size (random data of the right shape).
-def example_input(modality: str, config: EncoderConfig, batch: int, device: str = "cpu") -> torch.Tensor:
-    if modality == "vision":
-        return torch.randn(batch, 3, config.image_size, config.image_size, device=device)
-    if modality == "text":
-        tokens = torch.randint(1, 49000, (batch, config.context_length), device=device)
-        tokens[:, -1] = 49407
-        return tokens
-    if modality == "audio":  # one file = 3 clips of 2 s
-        return torch.randn(batch, 3, 1, config.num_mel_bins, config.target_length, device=device)
-    if modality in ("depth", "thermal"):
-        return torch.randn(batch, 1, config.image_size, config.image_size, device=device)
-    if modality == "imu":
-        return torch.randn(batch, config.channels, config.length, device=device)
-    raise KeyError(modality)
+def clips_per_item(config: EncoderConfig) -> int:
+    """Clips one item holds in its default input (audio: 3), read off the example input's shape."""
+    example = config.example_input(1)
+    return example.shape[1] if example.ndim == max(config.item_ndims) + 2 else 1
 
 
-def clips_per_item(modality: str) -> int:
-    return 3 if modality == "audio" else 1
-
-
-def encoder_macs(modality: str, config: EncoderConfig, embed_dim: int) -> float:
+def encoder_macs(config: EncoderConfig, embed_dim: int) -> float:
     """Multiply-adds of one clip through an encoder: stem + trunk (projections, MLP, attention) + head."""
     n = config.num_tokens()
     d = config.width
     keys = n + (1 if config.kv_bias else 0)
     per_block = n * (4 * d * d + 2 * config.mlp_ratio * d * d) + 2 * n * keys * d
-    if modality == "vision":
-        t, p, q = config.patch_size
-        stem = (n - 1) * d * 3 * p * q * (t if config.frames != t else 1)  # images: time kernel folded
-    elif modality == "audio":
-        stem = (n - 1) * d * config.kernel_size**2
-    elif modality in ("depth", "thermal"):
-        stem = (n - 1) * d * config.kernel_size**2
-    elif modality == "imu":
-        stem = (n - 1) * d * config.channels * config.chunk
-    else:
-        stem = 0
-    return stem + config.depth * per_block + d * embed_dim
+    return config.stem_macs() + config.depth * per_block + d * embed_dim
 
 
 def time_call(fn: Callable[[], object], sync: Callable[[], None] = lambda: None) -> float:

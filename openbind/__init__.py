@@ -7,11 +7,12 @@
 """
 
 from openbind import preprocess
-from openbind.config import EncoderConfig, ModelConfig
+from openbind.config import ModelConfig
+from openbind.model.config import EncoderConfig
 from openbind.errors import CheckpointError, OpenBindInputError
 from openbind.factory import create_model, get_model_config, list_models
 from openbind.model.imagebind import ImageBind
-from openbind.tokenizer import tokenize
+from openbind.modalities.text.tokenizer import tokenize
 from openbind.weights.official import load_official_state_dict
 
 __all__ = [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
 from collections.abc import Sequence
 
 
@@ -18,78 +20,42 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_HELP = {
-    "train": "training manifest(s): CSV/JSONL with modality columns (image, video, text, audio, depth, thermal, "
-    "imu), paths relative to the manifest; several are mixed with one pair type per batch",
-    "out": "run directory: train_config.json, log.jsonl, checkpoints/, cache/, curves.png and the final model/",
-    "modality": "bind: the modality to bind (audio, depth, thermal, imu, ...); align: text",
-    "anchor": "the frozen side of each pair: image or video (video for IMU, as in the paper)",
-    "model": "preset or checkpoint directory to start from when --init is not given (see `openbind models`)",
-    "init": "start from this run directory (its model/) or checkpoint directory, e.g. the align run",
-    "epochs": "passes over the (replicated) training data; may be fractional",
-    "batch_size": "global batch size, split across processes",
-    "lr": "peak learning rate of AdamW (betas 0.9, 0.95)",
-    "weight_decay": "AdamW weight decay (not applied to biases, norms, tokens, positions, scales)",
-    "warmup_epochs": "linear warmup length before the cosine decay",
-    "min_lr_ratio": "final learning rate as a fraction of --lr",
-    "grad_clip": "clip the gradient norm to this value (0 disables)",
-    "drop_path": "maximum stochastic-depth rate of the trained towers (default: the config's)",
-    "finetune": "full | last:N (last N blocks + head) | lora:R (rank-R adapters on attention and MLP)",
-    "precision": "fp32 | bf16 (autocast)",
-    "grad_checkpointing": "recompute activations in the backward pass to save memory",
-    "cache_anchors": "bind: embed every anchor once with the frozen tower and cache it on disk",
-    "preload": "decode every training input once and keep it in memory (fast for small datasets)",
-    "augment": "bind depth or thermal: random crops (70-100%% of the side) and left-right flips of the maps; "
-    "helps towers that learn from few maps",
-    "local_loss": "multi-process: each rank scores only its own rows against all gathered negatives",
-    "replication": "per-manifest replication factors (the paper's Table 9), one per --train",
-    "num_workers": "DataLoader worker processes for decoding",
-    "seed": "seed of the data order and initialization (the run is deterministic given seed and world size)",
-    "save_every": "steps between checkpoints (one is also written at the end of every epoch)",
-    "keep": "complete checkpoints to keep",
-    "log_every": "steps between log.jsonl records",
-    "progress": "show progress bars",
-}
-
-
 def _add_train_options(parser: argparse.ArgumentParser, stage: str) -> None:
-    import dataclasses
+    """One flag per `TrainConfig` field, typed by its annotation, with the field's own help."""
+    from openbind.train.config import TrainConfig
 
-    from openbind.train.trainer import TrainConfig
-
+    hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
-        if field.name == "stage" or (stage == "align" and field.name in ("modality", "anchor", "cache_anchors", "augment")):
+        if field.name == "stage" or (stage == "align" and (field.name in ("modality", "anchor") or field.metadata.get("bind_only"))):
             continue
         flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata["help"]
         default = field.default if field.default is not dataclasses.MISSING else None
-        if field.name == "train":
-            parser.add_argument(flag, nargs="+", required=True, help=TRAIN_HELP["train"])
-        elif field.name == "replication":
-            parser.add_argument(flag, nargs="+", type=float, default=[], help=TRAIN_HELP["replication"])
-        elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=TRAIN_HELP[field.name])
+        kind = hints[field.name]
+        element = next((t for t in typing.get_args(kind) if t is not type(None)), kind)  # list[T] -> T, T | None -> T
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            parser.add_argument(flag, nargs="+" if typing.get_origin(kind) is list else None, required=True, help=help_text)
+        elif typing.get_origin(kind) is list:
+            parser.add_argument(flag, nargs="+", type=element, default=[], help=help_text)
+        elif kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0], str)
-            required = field.name in ("out",) or (field.name == "modality" and stage == "bind")
+            required = field.name == "modality" and stage == "bind"
             parser.add_argument(
-                flag, type=kind, default=default, required=required,
-                help=TRAIN_HELP[field.name] + ("" if default is None else f" (default: {default})"),
+                flag, type=element, default=default, required=required,
+                help=help_text + ("" if default is None else f" (default: {default})"),
             )  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
 
 
 def _train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from openbind.train.distributed import cleanup
-    from openbind.train.trainer import TrainConfig, Trainer
+    from openbind.train import TrainConfig, Trainer, cleanup
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and k != "stage"}  # the subcommand is stage
     if values.get("grad_clip") == 0:
         values["grad_clip"] = None
-    config = TrainConfig(stage=args.stage, **values)
-    trainer = Trainer(config)
+    trainer = Trainer(TrainConfig(stage=args.stage, **values))
     model_dir = trainer.fit(resume=args.resume)
     del trainer  # DistributedDataParallel must go before its process group
     cleanup()
@@ -98,9 +64,26 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval_zeroshot(args: argparse.Namespace) -> int:
-    from openbind.eval.cli import run_zero_shot
+    import json
+    from pathlib import Path
 
-    return run_zero_shot(args)
+    from openbind.data.manifest import read_manifest
+    from openbind.eval import evaluate_manifest
+    from openbind.factory import create_model
+    from openbind.utils import atomic_write_text
+
+    classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+    result = evaluate_manifest(
+        create_model(args.model), read_manifest(args.data), args.modality, classes, label_column=args.label_column,
+        batch_size=args.batch_size, num_workers=args.num_workers,
+    )  # fmt: skip
+    print(f"{args.modality} zero-shot on {result.num_items} items, {len(classes)} classes (chance {result.chance:.3f})")
+    print(f"top-1 {result.top1:.4f}   top-5 {result.top5:.4f}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} bad item(s); first: {result.skipped[0]}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2))
+    return 0
 
 
 def _world(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -12,62 +13,41 @@ from openbind.errors import CheckpointError
 from openbind.model.imagebind import ImageBind
 from openbind.weights.checkpoint import CONFIG_NAME, checkpoint_files, read_state_dict
 from openbind.weights.hub import resolve_checkpoint
-from openbind.weights.official import (
-    IMAGEBIND_HUGE_KWARGS,
-    config_from_official_kwargs,
-    convert_official_state_dict,
-    is_official_state_dict,
-    load_state_dict_strict,
-)
+from openbind.weights.official import convert_official_state_dict, is_official_state_dict, load_state_dict_strict
 
-_TINY = dict(
-    out_embed_dim=64, vision_embed_dim=96, vision_num_blocks=2, vision_num_heads=4,
-    text_embed_dim=64, text_num_blocks=2, text_num_heads=4, audio_embed_dim=64, audio_num_blocks=2,
-    audio_num_heads=4, depth_embed_dim=48, depth_num_blocks=2, depth_num_heads=4, thermal_embed_dim=64,
-    thermal_num_blocks=2, thermal_num_heads=4, imu_embed_dim=64, imu_num_blocks=2, imu_num_heads=4,
-)  # fmt: skip
-_SMALL = dict(
-    out_embed_dim=256, vision_embed_dim=384, vision_num_blocks=6, vision_num_heads=6,
-    text_embed_dim=256, text_num_blocks=4, text_num_heads=4, audio_embed_dim=256, audio_num_blocks=4,
-    audio_num_heads=4, depth_embed_dim=192, depth_num_blocks=4, depth_num_heads=4, thermal_embed_dim=192,
-    thermal_num_blocks=4, thermal_num_heads=4, imu_embed_dim=192, imu_num_blocks=4, imu_num_heads=4,
-)  # fmt: skip
-
-
-
-def _world_config() -> ModelConfig:
-    """Small towers with coarse patches (about 50 tokens per input) for training on a laptop CPU in minutes.
-
-    Inputs keep the reference sizes (224 images, 128x204 log-mels, 6x2000 IMU), so the standard loaders apply.
-    """
-    from openbind.modalities.audio import AudioConfig
-    from openbind.modalities.depth import DepthConfig
-    from openbind.modalities.imu import ImuConfig
-    from openbind.modalities.text import TextConfig
-    from openbind.modalities.thermal import ThermalConfig
-    from openbind.modalities.vision import VisionConfig
-
-    return ModelConfig(
-        embed_dim=128,
-        encoders={
-            "vision": VisionConfig(width=128, depth=3, heads=4, patch_size=(2, 32, 32)),
-            "text": TextConfig(width=128, depth=2, heads=4),
-            "audio": AudioConfig(width=128, depth=2, heads=4, kernel_size=16, stride=16, drop_path=0.0),
-            "depth": DepthConfig(width=96, depth=2, heads=4, kernel_size=32),
-            # no per-patch norm: a material's temperature is what identifies it (docs/quickstart.md)
-            "thermal": ThermalConfig(width=96, depth=2, heads=4, kernel_size=32, patch_norm=False),
-            "imu": ImuConfig(width=128, depth=2, heads=4, chunk=40, drop_path=0.0, head_dropout=0.0),
-        },
-    )
-
-
-# name -> config factory. `imagebind_huge` is the released model; the others run on a laptop CPU.
-PRESETS: dict[str, Callable[[], ModelConfig]] = {
-    "imagebind_huge": lambda: config_from_official_kwargs(**IMAGEBIND_HUGE_KWARGS),
-    "imagebind_small": lambda: config_from_official_kwargs(**_SMALL),  # 36 M parameters (16 M in text): CPU demos
-    "imagebind_tiny": lambda: config_from_official_kwargs(**_TINY),  # 4 M parameters (3 M in the vocabulary): tests in seconds
-    "imagebind_world": _world_config,  # 10 M parameters (6 M in the vocabulary): the quickstart
-}
+# Presets as data: {"official": kwargs} is the reference constructor `ImageBindModel(**kwargs)`; any other entry
+# is a `ModelConfig.to_dict()`. `imagebind_huge` is the released model; the others run on a laptop CPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "imagebind_huge": {"official": dict(
+        out_embed_dim=1024, vision_embed_dim=1280, vision_num_blocks=32, vision_num_heads=16,
+        text_embed_dim=1024, text_num_blocks=24, text_num_heads=16, audio_drop_path=0.1, imu_drop_path=0.7,
+    )},
+    # 36 M parameters (16 M in text): CPU demos
+    "imagebind_small": {"official": dict(
+        out_embed_dim=256, vision_embed_dim=384, vision_num_blocks=6, vision_num_heads=6,
+        text_embed_dim=256, text_num_blocks=4, text_num_heads=4, audio_embed_dim=256, audio_num_blocks=4,
+        audio_num_heads=4, depth_embed_dim=192, depth_num_blocks=4, depth_num_heads=4, thermal_embed_dim=192,
+        thermal_num_blocks=4, thermal_num_heads=4, imu_embed_dim=192, imu_num_blocks=4, imu_num_heads=4,
+    )},
+    # 4 M parameters (3 M in the vocabulary): tests in seconds
+    "imagebind_tiny": {"official": dict(
+        out_embed_dim=64, vision_embed_dim=96, vision_num_blocks=2, vision_num_heads=4,
+        text_embed_dim=64, text_num_blocks=2, text_num_heads=4, audio_embed_dim=64, audio_num_blocks=2,
+        audio_num_heads=4, depth_embed_dim=48, depth_num_blocks=2, depth_num_heads=4, thermal_embed_dim=64,
+        thermal_num_blocks=2, thermal_num_heads=4, imu_embed_dim=64, imu_num_blocks=2, imu_num_heads=4,
+    )},
+    # 10 M parameters (6 M in the vocabulary): the quickstart. Small towers with coarse patches (about 50 tokens
+    # per input) train on a laptop CPU in minutes; inputs keep the reference sizes, so the standard transforms
+    # apply. Thermal has no per-patch norm: a material's temperature is what identifies it (docs/quickstart.md).
+    "imagebind_world": {"embed_dim": 128, "encoders": {
+        "vision": dict(width=128, depth=3, heads=4, patch_size=(2, 32, 32)),
+        "text": dict(width=128, depth=2, heads=4),
+        "audio": dict(width=128, depth=2, heads=4, kernel_size=16, stride=16, drop_path=0.0),
+        "depth": dict(width=96, depth=2, heads=4, kernel_size=32),
+        "thermal": dict(width=96, depth=2, heads=4, kernel_size=32, patch_norm=False),
+        "imu": dict(width=128, depth=2, heads=4, chunk=40, drop_path=0.0, head_dropout=0.0),
+    }},
+}  # fmt: skip
 
 PRECISIONS = ("fp32", "bf16", "fp16", "amp_bf16", "amp_fp16")
 
@@ -76,10 +56,21 @@ def list_models() -> list[str]:
     return sorted(PRESETS)
 
 
+def _checkpoint_dir(name: str) -> str:
+    """A training run directory stands for the model it wrote (`RUN/model/`)."""
+    model_dir = Path(name) / "model"
+    return str(model_dir) if (model_dir / CONFIG_NAME).is_file() else name
+
+
 def get_model_config(name: str) -> ModelConfig:
-    """The config of a preset name, or of a checkpoint directory holding `config.json`."""
+    """The config of a preset name, or of a checkpoint directory holding `config.json` (or a training run
+    directory holding one in `model/`)."""
+    name = _checkpoint_dir(name)
     if name in PRESETS:
-        return PRESETS[name]()
+        preset = PRESETS[name]
+        if "official" in preset:
+            return ModelConfig.from_official_kwargs(**preset["official"])
+        return ModelConfig.from_dict(preset)
     path = Path(name)
     if (path / CONFIG_NAME).is_file():
         return ModelConfig.from_json(path / CONFIG_NAME)
@@ -99,8 +90,8 @@ def create_model(
 ) -> ImageBind:
     """Build a model in eval mode.
 
-    name: a preset (`list_models()`), a `ModelConfig`, or a checkpoint directory (its weights are then loaded
-    unless `pretrained` says otherwise). pretrained: a local `.pth`/`.safetensors` file or checkpoint
+    name: a preset (`list_models()`), a `ModelConfig`, or a checkpoint or training run directory (its weights are
+    then loaded unless `pretrained` says otherwise). pretrained: a local `.pth`/`.safetensors` file or checkpoint
     directory, a URL, or a known name ("imagebind_huge"), downloaded to the cache with resume. modalities:
     build and load only these (e.g. ["text", "audio"]); the other towers are never allocated nor read.
     precision: "fp32", "bf16"/"fp16" (weights cast), "amp_bf16"/"amp_fp16" (fp32 weights, autocast in `embed`).
@@ -110,6 +101,7 @@ def create_model(
     if isinstance(name, ModelConfig):
         config = name
     else:
+        name = _checkpoint_dir(name)
         config = get_model_config(name)
         if pretrained is None and name not in PRESETS:
             pretrained = name

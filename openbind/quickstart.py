@@ -30,8 +30,8 @@ from openbind.eval.retrieval import recall_both_directions
 from openbind.eval.zeroshot import ZeroShotResult, build_classifier
 from openbind.factory import create_model
 from openbind.model.imagebind import ImageBind
-from openbind.train.data import default_transform
-from openbind.train.trainer import TrainConfig, Trainer
+from openbind.modalities import get_input
+from openbind.train import TrainConfig, Trainer
 from openbind.weights.checkpoint import save_checkpoint
 from openbind.world import WorldInfo, write_world
 from openbind.world.concepts import with_article
@@ -232,9 +232,8 @@ def _files(path: Path, column: str) -> tuple[list[str], list[dict[str, str]]]:
 
 def _embed(model: ImageBind, column: str, items: list[str], progress: bool) -> torch.Tensor:
     """Embeddings of manifest files through the same transforms as training (so every item must load)."""
-    modality = "vision" if column in ("image", "video") else column
-    transform = default_transform(column)
-    return embed_items(model, modality, items, transform=transform, progress=progress, on_error="raise")
+    transform = get_input(column).training_transform()
+    return embed_items(model, column, items, transform=transform, progress=progress, on_error="raise")
 
 
 def evaluate_world(model: ImageBind, world: WorldInfo, *, progress: bool = True) -> dict[str, Any]:

@@ -551,7 +551,7 @@ def test_input_waveform_is_not_modified():
 def test_dataloader_workers_hand_over_batches_in_shared_memory_that_match_the_transform(tmp_path):
     from torch.utils.data import DataLoader
 
-    from openbind.preprocess import ItemDataset, collate_items
+    from openbind.data.items import ItemDataset, collate_items
 
     rng = np.random.default_rng(0)
     paths = []

@@ -14,11 +14,8 @@ from openbind.errors import CheckpointError
 from openbind.weights import checkpoint as checkpoint_module
 from openbind.weights.checkpoint import read_state_dict
 from openbind.weights.convert import convert_official_checkpoint
-from openbind.weights.official import (
-    IMAGEBIND_HUGE_KWARGS,
-    convert_official_state_dict,
-    to_official_state_dict,
-)
+from openbind.factory import PRESETS
+from openbind.weights.official import convert_official_state_dict, to_official_state_dict
 
 from conftest import require_shared
 
@@ -34,7 +31,7 @@ def test_huge_checkpoint_keys_map_with_equal_shapes():
         dims = tuple(int(d) for d in shape.split("x")) if shape else ()
         official[key] = torch.empty(dims, dtype=DTYPES[dtype], device="meta")
     assert len(official) == 1311
-    config = openbind.ModelConfig.from_official_kwargs(**IMAGEBIND_HUGE_KWARGS)
+    config = openbind.ModelConfig.from_official_kwargs(**PRESETS["imagebind_huge"]["official"])
     with torch.device("meta"):
         model = openbind.ImageBind(config)
     converted, problems = convert_official_state_dict(official, config)
@@ -87,7 +84,7 @@ def test_convert_command_writes_whole_and_per_modality_files(parity_fixture, tmp
 
     pth = _official_checkpoint(parity_fixture, tmp_path)
     kwargs = json.loads(parity_fixture["config"])
-    monkeypatch.setitem(factory.PRESETS, "fixture_tiny", lambda: openbind.ModelConfig.from_official_kwargs(**kwargs))
+    monkeypatch.setitem(factory.PRESETS, "fixture_tiny", {"official": kwargs})
     assert cli.main(["convert", str(pth), "--out", str(tmp_path / "out"), "--preset", "fixture_tiny", "--per-modality"]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == sorted(

@@ -497,7 +497,7 @@ def test_rows_written_in_place_match_fresh_calls(tmp_path, modality):
     """Batch calls write each map into its row of the batch, DataLoader workers into a batch in shared memory."""
     from torch.utils.data import DataLoader
 
-    from openbind.preprocess import ItemDataset, collate_items
+    from openbind.data.items import ItemDataset, collate_items
 
     rng = np.random.default_rng(0)
     if modality == "depth":
@@ -523,7 +523,8 @@ def test_rows_written_in_place_match_fresh_calls(tmp_path, modality):
 def test_imu_windows_written_in_place_match_fresh_calls():
     from torch.utils.data import DataLoader
 
-    from openbind.preprocess import FirstClip, ItemDataset, collate_items
+    from openbind.data.items import ItemDataset, collate_items
+    from openbind.modalities.batch import FirstClip
 
     rng = np.random.default_rng(1)
     items = [imu_samples(seconds, 100.0)[1] + rng.normal(0, 0.1, (int(seconds * 100), 6)) for seconds in (4, 7, 12)]

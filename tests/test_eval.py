@@ -263,7 +263,7 @@ def test_quickstart_schema_rejects_missing_and_mistyped_keys(tmp_path):
 
 @pytest.mark.parametrize("num_workers", [0, 1, 2])
 def test_embed_items_keeps_good_items_and_reports_corrupt(tiny_model, tmp_path, num_workers):
-    """With workers, images go through `openbind.preprocess.ItemDataset` (rows written into reused shared
+    """With workers, images go through `openbind.data.items.ItemDataset` (rows written into reused shared
     memory); without, through the batch loader: the same embeddings, indices and failures either way."""
     good = tmp_path / "good.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(good)

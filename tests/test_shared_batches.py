@@ -11,10 +11,10 @@ import torch
 import torch.multiprocessing  # noqa: F401  (registers how tensors travel between processes)
 from torch.utils.data import DataLoader
 
-import openbind.shared_batches as shared_batches
+import openbind.data.shared_batches as shared_batches
 from openbind.errors import OpenBindInputError
 from openbind.modalities.batch import BatchResult, ItemFailure
-from openbind.preprocess import ItemDataset, collate_items
+from openbind.data.items import ItemDataset, collate_items
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ class _Fill:
 
 
 def test_a_transform_bug_releases_the_slot(fresh_slots, monkeypatch):
-    monkeypatch.setattr("openbind.preprocess.get_worker_info", lambda: object())  # as in a worker
+    monkeypatch.setattr("openbind.data.items.get_worker_info", lambda: object())  # as in a worker
     dataset = ItemDataset("vision", [1, "crash"], _Fill())
     with pytest.raises(RuntimeError, match="a bug"):
         dataset.__getitems__([0, 1])

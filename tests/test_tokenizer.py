@@ -14,9 +14,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openbind import tokenizer as tokenizer_module
+from openbind.modalities.text import tokenizer as tokenizer_module
 from openbind.errors import OpenBindInputError
-from openbind.tokenizer import (
+from openbind.modalities.text.tokenizer import (
     END_OF_WORD,
     SHIPPED_VOCAB_SHA256,
     Tokenizer,

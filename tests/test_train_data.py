@@ -13,27 +13,13 @@ from PIL import Image
 
 from openbind.errors import OpenBindInputError
 from openbind.modalities.depth.transform import DepthTransform
-from openbind.train.data import (
-    BadItem,
-    ConcatPairs,
-    EmbeddingCache,
-    MixedPairBatchSampler,
-    PairDataset,
-    PairKey,
-    collate_pairs,
-    make_loader,
-    module_fingerprint,
-    replication_order,
-    transform_signature,
-)
-from openbind.manifest import (
-    read_audioset,
-    read_ego4d,
-    read_llvip,
-    read_manifest,
-    read_sunrgbd,
-    write_manifest,
-)
+from openbind.data.manifest import read_manifest, write_manifest
+from openbind.data.readers import read_audioset, read_ego4d, read_llvip, read_sunrgbd
+from openbind.modalities.batch import ItemFailure
+from openbind.train.cache import EmbeddingCache, module_fingerprint, transform_signature
+from openbind.train.loader import make_loader
+from openbind.train.pairs import ConcatPairs, PairDataset, collate_pairs, replication_order
+from openbind.train.sampler import MixedPairBatchSampler, PairKey
 
 # --- tiny files ---------------------------------------------------------------------------------------------
 
@@ -312,7 +298,7 @@ def test_pair_dataset_shapes(media, anchor, other, anchor_shape, other_shape):
 def test_pair_dataset_values_follow_the_transforms(media):
     from openbind.modalities.depth.transform import DepthTransform
     from openbind.modalities.vision.transform import ImageTransform
-    from openbind.tokenizer import tokenize
+    from openbind.modalities.text.tokenizer import tokenize
 
     item = PairDataset(media, "image", "text")[0]
     assert torch.equal(item["anchor"], ImageTransform()(media.rows[0]["image"]))
@@ -330,8 +316,9 @@ def test_pair_dataset_without_anchor_and_row_filtering(tmp_path):
     item = dataset[0]
     assert item["anchor"] is None and item["other"].shape == (77,)
     assert collate_pairs([item])["anchor"] is None
-    with pytest.raises(OpenBindInputError, match="anchor must be"):
+    with pytest.raises(ValueError, match="anchor must be") as bad_option:
         PairDataset(manifest, "text", "image")
+    assert not isinstance(bad_option.value, OpenBindInputError)  # a bad option, not a bad item
     with pytest.raises(OpenBindInputError, match="no \\['audio'\\] column"):
         PairDataset(manifest, "image", "audio")
 
@@ -343,7 +330,7 @@ def test_corrupt_file_is_skipped_and_reported(tmp_path):
     rows = [[f"{n}.png", f"caption {n}"] for n in "abcd"]
     dataset = PairDataset(read_manifest(csv_manifest(tmp_path / "m.csv", ["image", "text"], rows)), "image", "text")
     bad = dataset[2]
-    assert isinstance(bad, BadItem) and bad.index == 2 and bad.modality == "image" and bad.item.endswith("c.png")
+    assert isinstance(bad, ItemFailure) and bad.index == 2 and bad.kind == "image" and bad.item.endswith("c.png")
     loader = make_loader([dataset], 4, seed=0, epoch=0, num_workers=0)
     batches = list(loader)
     assert len(batches) == 1
@@ -365,7 +352,10 @@ def test_bad_items_cross_worker_processes(tmp_path):
 
 
 def test_all_bad_batch_keeps_its_position():
-    bad = [BadItem(1, i, "image", f"{i}.png", "corrupt", batch=7) for i in range(2)]
+    bad = [
+        ItemFailure(i, f"{i}.png", OpenBindInputError(f"{i}.png", "corrupt"), kind="image", dataset=1, batch=7)
+        for i in range(2)
+    ]
     batch = collate_pairs(bad)
     assert batch["anchor"] is None and batch["other"] is None and batch["index"].numel() == 0
     assert batch["dataset"] == 1 and batch["batch"] == 7 and batch["num_bad"] == 2

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from openbind.factory import create_model
-from openbind.train.trainer import TrainConfig, Trainer
+from openbind.train import TrainConfig, Trainer
 from openbind.weights.checkpoint import read_state_dict
 
 pytestmark = pytest.mark.skipif(

@@ -406,7 +406,7 @@ def test_each_bad_input_raises_input_error_naming_the_item(tmp_path):
 def test_dataloader_workers_hand_over_batches_in_shared_memory_that_match_the_transform(tmp_path):
     from torch.utils.data import DataLoader
 
-    from openbind.preprocess import ItemDataset, collate_items
+    from openbind.data.items import ItemDataset, collate_items
 
     good = write_video(tmp_path / "good.mp4", frames=50)
     threads = torch.get_num_threads()

@@ -192,7 +192,7 @@ def test_batch_skip_keeps_good_items_and_reports_bad_ones(jpeg_file, tmp_path):
 def test_worker_batches_are_written_in_place_in_shared_memory(jpeg_file, tmp_path):
     from torch.utils.data import DataLoader
 
-    from openbind.preprocess import ItemDataset, collate_items
+    from openbind.data.items import ItemDataset, collate_items
 
     transform = ImageTransform()
     wide = tmp_path / "wide.png"

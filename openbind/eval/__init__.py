@@ -17,6 +17,7 @@ from openbind.eval.zeroshot import (
     ZeroShotResult,
     accuracy,
     build_classifier,
+    evaluate_manifest,
     evaluate_zero_shot,
     zero_shot_scores,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "build_classifier",
     "compose",
     "embed_items",
+    "evaluate_manifest",
     "evaluate_zero_shot",
     "recall_at_k",
     "recall_both_directions",

@@ -7,8 +7,6 @@ positions in the input and the reasons the others were skipped.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -18,17 +16,17 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from openbind.errors import OpenBindInputError
-from openbind.modalities import get_modality
+from openbind.modalities import get_input, modality_of
 from openbind.modalities.batch import BatchResult, ItemFailure, OnError, map_items
 from openbind.model.imagebind import ImageBind
-from openbind.preprocess import ItemDataset, collate_items
+from openbind.data.items import ItemDataset, collate_items
 
 logger = logging.getLogger("openbind")
 
 
 def embed_items(
     model: ImageBind,
-    modality: str,
+    kind: str,
     items: Sequence[Any] | torch.Tensor,
     *,
     batch_size: int = 32,
@@ -39,23 +37,25 @@ def embed_items(
 ) -> BatchResult | torch.Tensor:
     """Unit-norm float32 CPU embeddings of `items` (files, strings, arrays... or a model-ready tensor).
 
-    Items go through the modality's default loader `batch_size` at a time (in `num_workers` DataLoader
+    `kind` is an input kind or a modality's name ("video" and "image" go through the vision tower). Items go
+    through its default loader `batch_size` at a time (in `num_workers` DataLoader
     worker processes when > 0, so decoding overlaps the forward passes). With `on_error="skip"` (the default)
     the result is a `BatchResult`: `tensor` [K, D] holds the good items' embeddings, `kept[i]` is the input
     index of row i and `failed` lists the bad items with their reasons (and a warning is logged). With
     `on_error="raise"` the first bad item raises and the result is the [N, D] tensor. The model runs in eval
     mode (restored afterwards) under inference mode. `transform` (item -> model input of one item) replaces
-    the modality's default loader, e.g. a video transform for the vision tower or a training transform.
+    the default loader, e.g. a training transform.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    modality = modality_of(kind).name
     if modality not in model.modalities:
         raise KeyError(f"this model has no {modality!r} encoder (it has {model.modalities})")
     if not isinstance(items, torch.Tensor):
         items = list(items)
-    batches = _load_batches(modality, items, batch_size, num_workers, transform)
+    batches = _load_batches(kind, items, batch_size, num_workers, transform)
     device = next(model.parameters()).device
     embeddings: list[torch.Tensor] = []
     kept: list[int] = []
@@ -63,7 +63,7 @@ def embed_items(
     was_training = model.training
     model.eval()
     try:
-        with tqdm(total=len(items), desc=f"embed {modality}", unit="item", disable=not progress) as bar:
+        with tqdm(total=len(items), desc=f"embed {kind}", unit="item", disable=not progress) as bar:
             for batch in batches:
                 for failure in batch.failed:
                     if on_error == "raise":
@@ -79,7 +79,7 @@ def embed_items(
     if failed:
         shown = ", ".join(str(f.index) for f in failed[:10]) + (", ..." if len(failed) > 10 else "")
         logger.warning(
-            "embedded %d of %d %s items; skipped %d (items %s)", len(kept), len(items), modality, len(failed), shown
+            "embedded %d of %d %s items; skipped %d (items %s)", len(kept), len(items), kind, len(failed), shown
         )
     dim = model.config.embed_dim
     tensor = torch.cat(embeddings) if embeddings else torch.empty(0, dim)
@@ -88,13 +88,8 @@ def embed_items(
     return BatchResult(tensor, kept, failed)
 
 
-# Modalities whose default loader is a per-item transform (`openbind.preprocess.transform_for`); text is left to
-# its batch tokenizer, which is fastest on whole lists.
-_PER_ITEM_MODALITIES = ("vision", "audio", "depth", "thermal", "imu")
-
-
 def _load_batches(
-    modality: str,
+    kind: str,
     items: Sequence[Any] | torch.Tensor,
     batch_size: int,
     num_workers: int,
@@ -103,15 +98,15 @@ def _load_batches(
     """`items` loaded `batch_size` at a time, as BatchResults whose `kept` and `failed` index into `items`.
 
     In worker processes a per-item transform goes through `openbind.preprocess.ItemDataset`: each worker writes
-    fixed-shape items into a batch in shared memory that it reuses (`openbind.shared_batches`). Otherwise each
+    fixed-shape items into a batch in shared memory that it reuses (`openbind.data.shared_batches`). Otherwise each
     batch goes through the modality's batch loader (or is a slice of a model-ready tensor)."""
-    per_item = transform is not None or modality in _PER_ITEM_MODALITIES
+    per_item = transform is not None or not get_input(kind).batched
     if num_workers > 0 and per_item and not isinstance(items, torch.Tensor):
-        dataset = ItemDataset(modality, items, transform)
+        dataset = ItemDataset(kind, items, transform)
         yield from DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_items)
         return
     loader = DataLoader(
-        _Batches(modality, items, batch_size, transform), batch_size=None, num_workers=num_workers, collate_fn=_identity
+        _Batches(kind, items, batch_size, transform), batch_size=None, num_workers=num_workers, collate_fn=_identity
     )
     for start, tensor, kept, failed in loader:
         failures = [
@@ -129,12 +124,12 @@ class _Batches(Dataset):
 
     def __init__(
         self,
-        modality: str,
+        kind: str,
         items: Sequence[Any] | torch.Tensor,
         batch_size: int,
         transform: Callable[[Any], torch.Tensor] | None = None,
     ):
-        self.modality = modality
+        self.kind = kind
         self.items = items
         self.batch_size = batch_size
         self.transform = transform
@@ -150,24 +145,8 @@ class _Batches(Dataset):
         if self.transform is not None:
             result = map_items(self.transform, batch, on_error="skip")
         else:
-            result = _load_skipping(self.modality, batch)
+            result = get_input(self.kind).load(batch, on_error="skip")
         return start, result.tensor, result.kept, [(f.index, f.error.reason) for f in result.failed]
-
-
-def _load_skipping(modality: str, batch: list[Any]) -> BatchResult:
-    """Run the modality's loader with `on_error="skip"`, or item by item if the loader has no such option."""
-    load = _loader(modality)
-    if "on_error" in inspect.signature(load).parameters:
-        return load(batch, on_error="skip")
-    return map_items(lambda item: load([item])[0], batch, on_error="skip")
-
-
-def _loader(modality: str) -> Callable[..., Any]:
-    spec = get_modality(modality).load
-    if spec is None:
-        raise OpenBindInputError(modality, "this modality has no loader: pass a model-ready tensor")
-    module, function = spec.split(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def _identity(batch: Any) -> Any:

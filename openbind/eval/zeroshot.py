@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from openbind.data.manifest import Manifest
 from openbind.errors import OpenBindInputError
 from openbind.eval.embedding import embed_items
 from openbind.modalities.text.transform import IMAGENET_TEMPLATES, class_prompts
@@ -155,7 +156,7 @@ class ZeroShotResult:
 
 def evaluate_zero_shot(
     model: ImageBind,
-    modality: str,
+    kind: str,
     items: Sequence[Any] | torch.Tensor,
     labels: Sequence[int | str] | torch.Tensor,
     classnames: ClassNames,
@@ -183,11 +184,11 @@ def evaluate_zero_shot(
     labels = _labels_tensor(labels, len(displays), len(items))
     classifier = build_classifier(model, classnames, templates, progress=progress)
     embedded = embed_items(
-        model, modality, items, batch_size=batch_size, progress=progress, num_workers=num_workers, on_error="skip",
+        model, kind, items, batch_size=batch_size, progress=progress, num_workers=num_workers, on_error="skip",
         transform=transform,
     )
     if not embedded.kept:
-        raise OpenBindInputError(modality, f"none of the {len(items)} items could be embedded")
+        raise OpenBindInputError(kind, f"none of the {len(items)} items could be embedded")
     result = ZeroShotResult.from_scores(classifier.scores(embedded.tensor), labels[embedded.kept], displays)
     result.skipped = [str(failure.error) for failure in embedded.failed]
     return result
@@ -217,3 +218,30 @@ def _labels_tensor(labels: torch.Tensor | Sequence[int], num_classes: int, num_i
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise OpenBindInputError(labels, f"labels must be class indices in [0, {num_classes})")
     return labels
+
+
+def evaluate_manifest(
+    model: ImageBind,
+    manifest: Manifest,
+    kind: str,
+    classnames: ClassNames,
+    *,
+    label_column: str = "label",
+    templates: Sequence[str] = IMAGENET_TEMPLATES,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> ZeroShotResult:
+    """Zero-shot accuracy over a manifest's `kind` column (rows without one are left out) against its
+    `label_column`, each item through its kind's inference transform (audio: three clips averaged; video: five
+    clips of three crops), a layout's own transform where the manifest names one (SUN RGB-D's depth)."""
+    columns = manifest.modalities + manifest.metadata
+    for column in (kind, label_column):
+        if column not in columns:
+            raise OpenBindInputError(manifest.name(), f"has no {column!r} column (columns: {columns})")
+    rows = [row for row in manifest.rows if row.get(kind)]
+    return evaluate_zero_shot(
+        model, kind, [row[kind] for row in rows], [row[label_column] for row in rows], classnames,
+        templates=templates, batch_size=batch_size, num_workers=num_workers, progress=progress,
+        transform=manifest.transforms.get(kind),
+    )  # fmt: skip

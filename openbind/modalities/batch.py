@@ -17,13 +17,22 @@ logger = logging.getLogger("openbind")
 OnError = Literal["raise", "skip"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ItemFailure:
-    """One input that could not be used, with its position in the batch and the error that explains why."""
+    """One input that could not be used and the error that explains why: its position (in the batch, or the
+    manifest row of a training pair), and where known its input kind, its dataset in a training mix and the
+    epoch's global batch (-1 where unknown)."""
 
     index: int
     item: Any
     error: OpenBindInputError
+    kind: str = ""
+    dataset: int = -1
+    batch: int = -1
+
+    @property
+    def reason(self) -> str:
+        return self.error.reason
 
 
 @dataclass
@@ -93,3 +102,22 @@ def map_items(
     else:
         tensor = torch.stack(outputs) if batch is None else batch[: len(outputs)]
     return tensor if on_error == "raise" else BatchResult(tensor, kept, failed)
+
+
+@dataclass(frozen=True)
+class FirstClip:
+    """Clip 0 of a transform that returns [clips, ...]: a training pair matches one clip with one clip (one
+    IMU window -> [6, 2000])."""
+
+    transform: Callable[..., torch.Tensor]
+
+    @property
+    def fixed_output_shape(self) -> tuple[int, ...] | None:
+        """The inner transform's shape less its clip axis, where that is fixed at one clip."""
+        shape = getattr(self.transform, "fixed_output_shape", None)
+        return shape[1:] if shape is not None and shape[0] == 1 else None
+
+    def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+        if out is None:
+            return self.transform(item)[0]
+        return self.transform(item, out=out.unsqueeze(0))[0]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openbind.config import EncoderConfig
+from openbind.model.config import EncoderConfig
 from openbind.model.transformer import LAYER_NORM_EPS, Transformer
 
 

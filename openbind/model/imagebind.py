@@ -92,22 +92,27 @@ class ImageBind(nn.Module):
 
     @torch.inference_mode()
     def embed(self, inputs: Mapping[str, Any] | None = None, /, **kwargs: Any) -> dict[str, torch.Tensor]:
-        """Unit-norm embeddings for any subset of modalities, from tensors or raw items.
+        """Unit-norm embeddings for any subset of input kinds, from tensors or raw items.
 
-        `model.embed(text=["a dog"], vision=["dog.jpg"], audio=[...])`: tensors are used as model inputs;
-        anything else (strings, paths, bytes, arrays) goes through the modality's default loader first.
-        Absent and `None` modalities are skipped.
+        `model.embed(text=["a dog"], vision=["dog.jpg"], audio=[...], video=["clip.mp4"])`: each key is a
+        modality or one of its input kinds (video goes through the vision tower), and the result has the same
+        keys. Tensors are used as model inputs; anything else (strings, paths, bytes, arrays) goes through the
+        input kind's processor (`openbind.preprocess`): the model itself never decodes. `None` is skipped.
         """
+        from openbind import preprocess
+        from openbind.modalities import modality_of
+
         items = {**(inputs or {}), **kwargs}
         device = next(self.parameters()).device
         out = {}
-        for modality, value in items.items():
+        for kind, value in items.items():
             if value is None:
                 continue
+            modality = modality_of(kind).name
             self._encoder(modality)
             if not isinstance(value, torch.Tensor):
-                value = load_items(modality, value)
-            out[modality] = self.encode(modality, value.to(device))
+                value = preprocess.load(kind, value)
+            out[kind] = self.encode(modality, value.to(device))
         return out
 
     def _autocast(self, device: torch.device):
@@ -115,15 +120,3 @@ class ImageBind(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
-
-def load_items(modality: str, items: Any) -> torch.Tensor:
-    """Run a modality's default loader (files, bytes, arrays, strings -> model input batch)."""
-    import importlib
-
-    from openbind.modalities import get_modality
-
-    spec = get_modality(modality).load
-    if spec is None:
-        raise OpenBindInputError(items, f"{modality} has no loader: pass a model-ready tensor")
-    module, function = spec.split(":")
-    return getattr(importlib.import_module(module), function)(items)

@@ -1,5 +1,8 @@
-"""Building blocks for training openbind the ImageBind way: bind a new modality to a frozen image/text space.
+"""Training openbind the ImageBind way: align image and text, then bind a new modality to the frozen pair.
 
+- `config`, `trainer`: `Trainer(TrainConfig(...)).fit()` runs one stage on one process or many (torchrun).
+- `pairs`, `sampler`, `loader`: (anchor, other) pair datasets, the mixing batch sampler, the DataLoader.
+- `cache`: the frozen anchor tower's embeddings on disk; `augment`: crops and flips of 2-D maps.
 - `loss`: symmetric InfoNCE (the paper's sum L(I,M) + L(M,I)), exact across data-parallel ranks.
 - `distributed`: torchrun setup and the few collectives a loop needs; no-ops in one process.
 - `schedule`: AdamW with the usual weight-decay exclusions, warmup + cosine, the paper's Table 9 recipes.
@@ -7,6 +10,7 @@
 - `state`: training checkpoints that appear complete or not at all, with exact resume (optimizer, RNG, data).
 """
 
+from openbind.train.config import TrainConfig
 from openbind.train.distributed import DistInfo, all_reduce_mean, barrier, broadcast_object, cleanup, init_distributed
 from openbind.train.finetune import (
     LORA_TARGETS,
@@ -35,6 +39,7 @@ from openbind.train.state import (
     restore_rng,
     save_training_state,
 )
+from openbind.train.trainer import Trainer, TrainingDiverged
 
 __all__ = [
     "LORA_TARGETS",
@@ -42,6 +47,9 @@ __all__ = [
     "PAPER_RECIPES",
     "DistInfo",
     "LoRALinear",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
     "TrainingState",
     "all_reduce_mean",
     "apply_lora",

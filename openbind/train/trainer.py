@@ -19,7 +19,6 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +28,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from openbind.data.manifest import read_manifest
 from openbind.factory import create_model
+from openbind.modalities import IMAGE_TOWER
 from openbind.model.imagebind import ImageBind
-from openbind.train.augment import AUGMENTED_MODALITIES, crop_flip
-from openbind.train.data import (
-    EmbeddingCache,
-    PairDataset,
-    make_loader,
-    module_fingerprint,
-)
+from openbind.train.augment import crop_flip
+from openbind.train.cache import EmbeddingCache, fill_cache, module_fingerprint
+from openbind.train.config import TrainConfig, parse_finetune
 from openbind.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
-from openbind.train.finetune import apply_lora, freeze, unfreeze_last_blocks
+from openbind.train.finetune import apply_lora, freeze, merge_lora, unfreeze_last_blocks
+from openbind.train.loader import make_loader
 from openbind.train.loss import contrastive_accuracy, contrastive_loss
-from openbind.manifest import read_manifest
+from openbind.train.pairs import PairDataset, PreloadedPairs
+from openbind.train.plot import plot_curves
 from openbind.train.schedule import build_optimizer, warmup_cosine
 from openbind.train.state import load_training_state, restore_rng, save_training_state
 from openbind.utils import atomic_write_text
@@ -49,80 +48,8 @@ from openbind.weights.checkpoint import save_checkpoint
 
 logger = logging.getLogger("openbind")
 
-ANCHOR_ENCODER = "vision"  # manifests call the anchor "image" or "video"; both go through the vision tower
-
-
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; saved as `train_config.json` in the run directory."""
-
-    stage: str  # "align" or "bind"
-    train: list[str]  # manifest paths (CSV/JSONL); several are mixed, one pair type per batch
-    out: str  # run directory
-    modality: str = "text"  # the modality paired with the anchor (align: text)
-    anchor: str = "image"  # "image" or "video"
-    model: str = "imagebind_small"  # preset or checkpoint directory, used when `init` is not given
-    init: str | None = None  # run directory (its model/) or checkpoint directory to start from
-    epochs: float = 10
-    batch_size: int = 64  # global batch (split across processes)
-    lr: float = 1e-3
-    weight_decay: float = 0.2
-    warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.0
-    grad_clip: float | None = 1.0
-    drop_path: float | None = None  # override the trained towers' max drop-path rate
-    finetune: str = "full"  # "full", "last:N" (last N blocks + head) or "lora:R" (rank-R adapters)
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
-    grad_checkpointing: bool = False
-    cache_anchors: bool = True  # bind: cache the frozen tower's anchor embeddings on disk
-    preload: bool = False  # decode every training input once and keep it in memory (small datasets)
-    augment: bool = False  # bind depth/thermal: random crops and flips of the maps (openbind.train.augment)
-    local_loss: bool = False
-    replication: list[float] = field(default_factory=list)  # per manifest (default 1.0 each)
-    num_workers: int = 0
-    seed: int = 0
-    save_every: int = 500  # steps between checkpoints (and one at the end of every epoch)
-    keep: int = 3
-    log_every: int = 10
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.stage not in ("align", "bind"):
-            raise ValueError(f"stage must be 'align' or 'bind', got {self.stage!r}")
-        if self.anchor not in ("image", "video"):
-            raise ValueError(f"anchor must be 'image' or 'video', got {self.anchor!r}")
-        if self.stage == "align" and self.modality != "text":
-            raise ValueError("the align stage pairs images with text (modality 'text')")
-        if self.stage == "bind" and self.modality in ("text", "image", "video", "vision"):
-            raise ValueError(f"bind trains a new modality against frozen image/text towers, not {self.modality!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if self.augment and (self.stage != "bind" or self.modality not in AUGMENTED_MODALITIES):
-            raise ValueError(
-                f"augment crops and flips 2D maps of {' and '.join(AUGMENTED_MODALITIES)} in the bind stage, "
-                f"not {self.stage} {self.modality!r}"
-            )
-        if self.replication and len(self.replication) != len(self.train):
-            raise ValueError("give one replication factor per training manifest")
-        parse_finetune(self.finetune)
-
-    @property
-    def trained(self) -> list[str]:
-        """The encoders this stage trains."""
-        return [ANCHOR_ENCODER, "text"] if self.stage == "align" else [self.modality]
-
-
-def parse_finetune(spec: str) -> tuple[str, int]:
-    kind, _, value = spec.partition(":")
-    if kind == "full" and not value:
-        return "full", 0
-    if kind in ("last", "lora") and value.isdigit() and int(value) > 0:
-        return kind, int(value)
-    raise ValueError(f"finetune must be 'full', 'last:N' or 'lora:R' with a positive integer, got {spec!r}")
 
 
 def set_drop_path(encoder: nn.Module, max_rate: float) -> None:
@@ -144,48 +71,6 @@ class PairTowers(nn.Module):
         return (self.anchor(anchor) if anchor is not None else None), self.other(other)
 
 
-class PreloadedPairs(torch.utils.data.Dataset):
-    """A PairDataset decoded once into memory (each distinct manifest row once, bad rows dropped)."""
-
-    def __init__(self, dataset: PairDataset, num_workers: int, progress: bool, label: str):
-        self.dataset = dataset
-        self.pair = dataset.pair
-        first_item = {}
-        for i in range(len(dataset)):
-            first_item.setdefault(dataset.row_index(i), i)
-        loader = torch.utils.data.DataLoader(
-            _Subset(dataset, list(first_item.values())), batch_size=None, num_workers=num_workers
-        )
-        self.items: dict[int, dict[str, Any]] = {}
-        self.bad = []
-        for item in tqdm(loader, total=len(first_item), desc=f"decoding {label}", disable=not progress):
-            if isinstance(item, dict):
-                self.items[item["index"]] = item
-            else:
-                self.bad.append(item)
-        self.order = [i for i in range(len(dataset)) if dataset.row_index(i) in self.items]
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def row_index(self, i: int) -> int:
-        return self.dataset.row_index(self.order[i])
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.items[self.row_index(i)]
-
-
-class _Subset(torch.utils.data.Dataset):
-    def __init__(self, dataset: torch.utils.data.Dataset, indices: list[int]):
-        self.dataset, self.indices = dataset, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.dataset[self.indices[i]]
-
-
 class Trainer:
     """Runs one stage from a `TrainConfig`: `Trainer(config).fit()` returns the path of the trained model."""
 
@@ -200,7 +85,7 @@ class Trainer:
             torch.manual_seed(config.seed + self.dist.rank)  # a different drop-path stream per rank
         self.datasets = self._build_datasets()
         self.caches = self._build_caches() if self._uses_cache else None
-        self.towers = PairTowers(self.model.encoders[ANCHOR_ENCODER], self.model.encoders[self.other_encoder])
+        self.towers = PairTowers(self.model.encoders[IMAGE_TOWER], self.model.encoders[self.config.encoder])
         self.ddp = (
             DistributedDataParallel(self.towers, find_unused_parameters=False) if self.dist.distributed else self.towers
         )
@@ -216,20 +101,14 @@ class Trainer:
     # --- setup -----------------------------------------------------------------------------------------------
 
     @property
-    def other_encoder(self) -> str:
-        return self.config.modality
-
-    @property
     def _uses_cache(self) -> bool:
         return self.config.stage == "bind" and self.config.cache_anchors
 
     def _build_model(self) -> ImageBind:
         config = self.config
         source = config.init or config.model
-        if config.init and (Path(config.init) / "model" / "config.json").is_file():
-            source = str(Path(config.init) / "model")
         model = create_model(source, device=self.device)
-        missing = [m for m in (ANCHOR_ENCODER, config.modality) if m not in model.modalities]
+        missing = [m for m in (IMAGE_TOWER, config.encoder) if m not in model.modalities]
         if missing:
             raise ValueError(f"the model from {source!r} has no {missing} encoder (it has {model.modalities})")
         freeze(model)
@@ -279,7 +158,7 @@ class Trainer:
 
     def _build_caches(self) -> list[EmbeddingCache]:
         """Embed every anchor once with the frozen tower; later epochs read the embeddings from disk."""
-        anchor = self.model.encoders[ANCHOR_ENCODER]
+        anchor = self.model.encoders[IMAGE_TOWER]
         fingerprint = module_fingerprint(anchor)
         caches = []
         for i, dataset in enumerate(self.datasets):
@@ -289,30 +168,15 @@ class Trainer:
             if self.dist.is_main:
                 cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
                 if not cache.complete:
-                    self._fill_cache(cache, base)
+                    fill_cache(
+                        cache, base, anchor, num_workers=self.config.num_workers, autocast=self._autocast,
+                        progress=self._show,
+                    )  # fmt: skip
             barrier()
             if not self.dist.is_main:
                 cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
             caches.append(cache)
         return caches
-
-    @torch.no_grad()
-    def _fill_cache(self, cache: EmbeddingCache, dataset: PairDataset, batch_size: int = 64) -> None:
-        rows = sorted(set(dataset.rows))
-        transform = dataset.transforms[dataset.anchor]
-        items = _AnchorItems(dataset.manifest.rows, dataset.anchor, transform, rows)
-        loader = torch.utils.data.DataLoader(
-            items, batch_size=batch_size, num_workers=self.config.num_workers, collate_fn=_collate_anchor
-        )
-        encoder = self.model.encoders[ANCHOR_ENCODER]
-        bar = tqdm(total=len(rows), desc="embedding anchors (frozen tower, once)", disable=not self._show)
-        for indices, tensors in loader:
-            if indices:
-                with self._autocast():
-                    cache.put(indices, encoder(tensors.to(self.device)).float())
-            bar.update(batch_size)
-        bar.close()
-        cache.flush()
 
     def _steps_per_epoch(self) -> int:
         sampler = make_loader(
@@ -411,7 +275,7 @@ class Trainer:
         else:
             with self._autocast():
                 anchor_emb, other_emb = self.ddp(batch["anchor"].to(self.device), other)
-        scale = self.model.encoders[self.other_encoder].scale
+        scale = self.model.encoders[self.config.encoder].scale
         loss = contrastive_loss(anchor_emb, other_emb.float(), scale, local_loss=self.config.local_loss)
         accuracy = contrastive_accuracy(anchor_emb, other_emb)[0]
         return loss, accuracy
@@ -482,59 +346,8 @@ class Trainer:
         """Write the whole model (frozen towers included) for `--init` of the next stage and `create_model`."""
         target = self.out / "model"
         if self.dist.is_main:
-            from openbind.train.finetune import merge_lora
-
             merge_lora(self.model)
             save_checkpoint(self.model.state_dict(), self.model.config, target)
             plot_curves(self.out / "log.jsonl", self.out / "curves.png")
         barrier()
         return target
-
-
-class _AnchorItems(torch.utils.data.Dataset):
-    """(manifest row, anchor tensor or None when the file is bad) for filling the embedding cache."""
-
-    def __init__(self, rows: list[dict[str, Any]], anchor: str, transform: Any, indices: list[int]):
-        self.rows, self.anchor, self.transform, self.indices = rows, anchor, transform, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None]:
-        from openbind.errors import OpenBindInputError
-
-        index = self.indices[i]
-        try:
-            return index, self.transform(self.rows[index][self.anchor])
-        except (OpenBindInputError, OSError) as error:
-            logger.warning("anchor of row %d is unusable: %s", index, error)
-            return index, None
-
-
-def _collate_anchor(items: list[tuple[int, torch.Tensor | None]]) -> tuple[list[int], torch.Tensor | None]:
-    good = [(i, t) for i, t in items if t is not None]
-    if not good:
-        return [], None
-    return [i for i, _ in good], torch.stack([t for _, t in good])
-
-
-def plot_curves(log_path: Path, out_path: Path) -> Path | None:
-    """Loss and in-batch accuracy against step, as a PNG (skipped without matplotlib)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
-    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
-    if not records:
-        return None
-    figure = Figure(figsize=(8, 3.2))
-    FigureCanvasAgg(figure)
-    for axis, key in zip(figure.subplots(1, 2), ("loss", "accuracy")):
-        axis.plot([r["step"] for r in records], [r[key] for r in records])
-        axis.set_xlabel("step")
-        axis.set_title(key)
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(out_path, dpi=100)
-    return out_path

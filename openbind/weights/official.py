@@ -1,4 +1,4 @@
-"""The reference ImageBind format: constructor kwargs -> config, checkpoint keys <-> openbind keys, strict load.
+"""The reference ImageBind checkpoint format: its keys <-> openbind keys, and strict loading.
 
 Official keys look like `modality_trunks.audio.blocks.3.attn.in_proj_weight`; ours like
 `encoders.audio.trunk.blocks.3.attn.qkv.weight`. Trunk blocks are mapped by rule, everything else by the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
@@ -17,29 +16,6 @@ from torch import nn
 from openbind.config import ModelConfig
 from openbind.errors import CheckpointError
 from openbind.modalities import all_modalities, get_modality
-from openbind.modalities.audio import AudioConfig
-from openbind.modalities.depth import DepthConfig
-from openbind.modalities.imu import ImuConfig
-from openbind.modalities.text import TextConfig
-from openbind.modalities.thermal import ThermalConfig
-from openbind.modalities.vision import VisionConfig
-
-# Defaults of the reference constructor `ImageBindModel(...)`; `imagebind_huge` overrides the sizes it lists.
-OFFICIAL_DEFAULT_KWARGS: dict[str, Any] = dict(
-    video_frames=2, kernel_size=(2, 14, 14), audio_kernel_size=16, audio_stride=10, out_embed_dim=768,
-    vision_embed_dim=1024, vision_num_blocks=24, vision_num_heads=16,
-    audio_embed_dim=768, audio_num_blocks=12, audio_num_heads=12, audio_num_mel_bins=128, audio_target_len=204,
-    audio_drop_path=0.1,
-    text_embed_dim=768, text_num_blocks=12, text_num_heads=12,
-    depth_embed_dim=384, depth_kernel_size=16, depth_num_blocks=12, depth_num_heads=8, depth_drop_path=0.0,
-    thermal_embed_dim=768, thermal_kernel_size=16, thermal_num_blocks=12, thermal_num_heads=12,
-    thermal_drop_path=0.0,
-    imu_embed_dim=512, imu_kernel_size=8, imu_num_blocks=6, imu_num_heads=8, imu_drop_path=0.7,
-)  # fmt: skip
-IMAGEBIND_HUGE_KWARGS: dict[str, Any] = dict(
-    out_embed_dim=1024, vision_embed_dim=1280, vision_num_blocks=32, vision_num_heads=16,
-    text_embed_dim=1024, text_num_blocks=24, text_num_heads=16, audio_drop_path=0.1, imu_drop_path=0.7,
-)  # fmt: skip
 
 _BLOCK_KEY = re.compile(r"^modality_trunks\.(\w+)\.blocks\.(\d+)\.(.+)$")
 _BLOCK_PARTS = {
@@ -60,40 +36,6 @@ _BLOCK_PARTS = {
 }
 _BLOCK_PARTS_INVERSE = {v: k for k, v in _BLOCK_PARTS.items()}
 _OUR_BLOCK_KEY = re.compile(r"^encoders\.(\w+)\.trunk\.blocks\.(\d+)\.(.+)$")
-
-
-def config_from_official_kwargs(**kwargs: Any) -> ModelConfig:
-    """The ModelConfig equal to the reference `ImageBindModel(**kwargs)`."""
-    unknown = set(kwargs) - set(OFFICIAL_DEFAULT_KWARGS)
-    if unknown:
-        raise ValueError(f"unknown ImageBindModel kwargs: {sorted(unknown)}")
-    k = {**OFFICIAL_DEFAULT_KWARGS, **kwargs}
-    encoders = {
-        "vision": VisionConfig(
-            width=k["vision_embed_dim"], depth=k["vision_num_blocks"], heads=k["vision_num_heads"],
-            frames=k["video_frames"], patch_size=tuple(k["kernel_size"]),
-        ),
-        "text": TextConfig(width=k["text_embed_dim"], depth=k["text_num_blocks"], heads=k["text_num_heads"]),
-        "audio": AudioConfig(
-            width=k["audio_embed_dim"], depth=k["audio_num_blocks"], heads=k["audio_num_heads"],
-            drop_path=k["audio_drop_path"], num_mel_bins=k["audio_num_mel_bins"],
-            target_length=k["audio_target_len"], kernel_size=k["audio_kernel_size"], stride=k["audio_stride"],
-        ),
-        "depth": DepthConfig(
-            width=k["depth_embed_dim"], depth=k["depth_num_blocks"], heads=k["depth_num_heads"],
-            drop_path=k["depth_drop_path"], kernel_size=k["depth_kernel_size"],
-        ),
-        "thermal": ThermalConfig(
-            width=k["thermal_embed_dim"], depth=k["thermal_num_blocks"], heads=k["thermal_num_heads"],
-            drop_path=k["thermal_drop_path"], kernel_size=k["thermal_kernel_size"],
-        ),
-        # imu_kernel_size is accepted and ignored by the reference too: its projection is always 48 -> width.
-        "imu": ImuConfig(
-            width=k["imu_embed_dim"], depth=k["imu_num_blocks"], heads=k["imu_num_heads"],
-            drop_path=k["imu_drop_path"],
-        ),
-    }  # fmt: skip
-    return ModelConfig(embed_dim=k["out_embed_dim"], encoders=encoders)
 
 
 def official_to_openbind_key(key: str) -> tuple[str, str] | None:

@@ -1,14 +1,23 @@
-"""Audio: log-mel spectrograms (B,1,128,204) of 2 s clips through overlapping Conv2d patches and a ViT trunk."""
+"""Audio: log-mel spectrograms (B,1,128,204) of 2 s clips through overlapping Conv2d patches and a ViT trunk.
+
+The transform is imported on first use, so building a model needs no decoding library.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
-from openbind.config import EncoderConfig
+from openbind.modalities.batch import OnError
+from openbind.modalities.registry import InputKind, ItemTransform, Modality, official_head_keys, register_modality
+from openbind.model.config import EncoderConfig
 from openbind.model.stem import PatchStem2d
-from openbind.modalities import Modality, official_head_keys, register_modality
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac")
+CLIPS_PER_FILE = 3  # the reference's default: three 2 s clips spread over the recording
 
 
 @dataclass
@@ -37,11 +46,46 @@ class AudioConfig(EncoderConfig):
     def build_stem(self) -> nn.Module:
         return PatchStem2d(1, self.width, (self.num_mel_bins, self.target_length), self.kernel_size, self.stride)
 
+    def stem_macs(self) -> float:
+        return (self.num_tokens() - 1) * self.width * self.kernel_size**2
+
+    def example_input(self, batch: int, device: str | torch.device = "cpu") -> torch.Tensor:
+        """One file: its clips, each a (1, mel bins, frames) spectrogram."""
+        return torch.randn(batch, CLIPS_PER_FILE, 1, self.num_mel_bins, self.target_length, device=device)
+
+
+def from_official(k: dict[str, Any]) -> AudioConfig:
+    return AudioConfig(
+        width=k["audio_embed_dim"], depth=k["audio_num_blocks"], heads=k["audio_num_heads"],
+        drop_path=k["audio_drop_path"], num_mel_bins=k["audio_num_mel_bins"], target_length=k["audio_target_len"],
+        kernel_size=k["audio_kernel_size"], stride=k["audio_stride"],
+    )  # fmt: skip
+
+
+def audio_transform(**options: Any) -> ItemTransform:
+    from openbind.modalities.audio.transform import AudioTransform
+
+    return AudioTransform(**options)
+
+
+def audio_train_transform() -> ItemTransform:
+    """One 2 s clip from the start: the span a video clip of the same file covers."""
+    from openbind.modalities.batch import FirstClip
+
+    return FirstClip(audio_transform(clips_per_file=1))
+
+
+def load_audios(items: Any, *, on_error: OnError = "raise", **options: Any) -> Any:
+    from openbind.modalities.audio import transform
+
+    return transform.load_audios(items, transform=transform.AudioTransform(**options), on_error=on_error)
+
 
 AUDIO = register_modality(
     Modality(
         name="audio",
         config_cls=AudioConfig,
+        inputs=(InputKind("audio", audio_transform, load_audios, audio_train_transform, suffixes=AUDIO_SUFFIXES),),
         official_keys={
             "modality_preprocessors.audio.cls_token": "stem.cls_token",
             "modality_preprocessors.audio.rgbt_stem.proj.weight": "stem.proj.weight",
@@ -50,6 +94,10 @@ AUDIO = register_modality(
             "modality_preprocessors.audio.pos_embedding_helper.pos_embed": "stem.pos_embed",
             **official_head_keys("audio", norm="0", proj="2", scale=True),
         },
-        load="openbind.modalities.audio.transform:load_audios",
+        official_defaults=dict(
+            audio_kernel_size=16, audio_stride=10, audio_embed_dim=768, audio_num_blocks=12, audio_num_heads=12,
+            audio_num_mel_bins=128, audio_target_len=204, audio_drop_path=0.1,
+        ),  # fmt: skip
+        from_official=from_official,
     )
 )

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from openbind.errors import OpenBindInputError
 from openbind.io.image import DEFAULT_MAX_PIXELS
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
-from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
+from openbind.modalities.vision.transform import CLIP_MEAN, CLIP_STD
 from openbind.modalities.vision.transform import ImageTransform
 
 IMAGE_SIZE = 224

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from openbind.config import EncoderConfig
-from openbind.modalities import Modality, register_modality
+from openbind.modalities.batch import OnError
+from openbind.modalities.registry import InputKind, ItemTransform, Modality, register_modality
+from openbind.model.config import EncoderConfig
+
+EOT_TOKEN_ID = 49407  # the vocabulary's last id; pooling takes the position of the largest id
 
 
 @dataclass
@@ -33,6 +37,14 @@ class TextConfig(EncoderConfig):
     def build_stem(self) -> nn.Module:
         return TextStem(self)
 
+    def stem_macs(self) -> float:
+        return 0.0  # an embedding lookup
+
+    def example_input(self, batch: int, device: str | torch.device = "cpu") -> torch.Tensor:
+        tokens = torch.randint(1, self.vocab_size - 400, (batch, self.context_length), device=device)
+        tokens[:, -1] = EOT_TOKEN_ID
+        return tokens
+
 
 class TextStem(nn.Module):
     def __init__(self, config: TextConfig):
@@ -55,10 +67,27 @@ def causal_mask(config: TextConfig) -> torch.Tensor:
     return torch.full((n, n), float("-inf")).triu_(1)
 
 
+def from_official(k: dict[str, Any]) -> TextConfig:
+    return TextConfig(width=k["text_embed_dim"], depth=k["text_num_blocks"], heads=k["text_num_heads"])
+
+
+def text_transform(**options: Any) -> ItemTransform:
+    from openbind.modalities.text.transform import TextTokens
+
+    return TextTokens(**options)
+
+
+def load_texts(items: Any, *, on_error: OnError = "raise", context_length: int = 77) -> Any:
+    from openbind.modalities.text.transform import load_texts
+
+    return load_texts(items, context_length=context_length, on_error=on_error)
+
+
 TEXT = register_modality(
     Modality(
         name="text",
         config_cls=TextConfig,
+        inputs=(InputKind("text", text_transform, load_texts, holds_files=False, batched=True),),
         official_keys={
             "modality_preprocessors.text.token_embedding.weight": "stem.token_embedding.weight",
             "modality_preprocessors.text.pos_embed": "stem.pos_embed",
@@ -67,7 +96,8 @@ TEXT = register_modality(
             "modality_heads.text.proj.1.weight": "head.proj.weight",
             "modality_postprocessors.text.1.log_logit_scale": "log_scale",
         },
+        official_defaults=dict(text_embed_dim=768, text_num_blocks=12, text_num_heads=12),
+        from_official=from_official,
         derived_official_keys={"modality_preprocessors.text.mask": causal_mask},
-        load="openbind.modalities.text.transform:load_texts",
     )
 )

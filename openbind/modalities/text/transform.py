@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from openbind.tokenizer import tokenize
+from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items
+from openbind.modalities.text.tokenizer import tokenize
 
 # The 80 prompt templates CLIP uses for ImageNet zero-shot; the ImageBind paper uses them for every modality.
 IMAGENET_TEMPLATES: tuple[str, ...] = (
@@ -33,9 +35,24 @@ IMAGENET_TEMPLATES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def load_texts(texts: str | Sequence[str], context_length: int = 77) -> torch.Tensor:
-    """Strings -> LongTensor[N, context_length] of CLIP BPE ids (the reference's ids exactly)."""
-    return tokenize(texts, context_length=context_length)
+def load_texts(
+    texts: str | Sequence[str], context_length: int = 77, on_error: OnError = "raise"
+) -> torch.Tensor | BatchResult:
+    """Strings -> LongTensor[N, context_length] of CLIP BPE ids (the reference's ids exactly), tokenized as one
+    batch; with `on_error="skip"` string by string, so that a non-string item is reported, not raised."""
+    if on_error == "raise":
+        return tokenize(texts, context_length=context_length)
+    return map_items(TextTokens(context_length), as_item_list(texts, (str,)), on_error)
+
+
+@dataclass(frozen=True)
+class TextTokens:
+    """One caption -> int64 [context_length] CLIP token ids."""
+
+    context_length: int = 77
+
+    def __call__(self, item: str) -> torch.Tensor:
+        return load_texts([item], context_length=self.context_length)[0]
 
 
 def class_prompts(classnames: Sequence[str], templates: Sequence[str] = IMAGENET_TEMPLATES) -> list[list[str]]:

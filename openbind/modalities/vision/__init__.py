@@ -1,20 +1,23 @@
-"""Vision: images (B,3,H,W) and 2-frame clips (B,3,T,H,W) through a Conv3d patch stem and a ViT trunk."""
+"""Vision: images (B,3,H,W) and 2-frame clips (B,3,T,H,W) through a Conv3d patch stem and a ViT trunk.
+
+It reads two input kinds: `image` (one picture) and `video` (clips of frames). The transforms are imported on
+first use, so building a model needs no decoding library.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openbind.config import EncoderConfig
+from openbind.modalities.batch import OnError
+from openbind.modalities.registry import InputKind, ItemTransform, Modality, official_head_keys, register_modality
+from openbind.model.config import EncoderConfig
 from openbind.model.stem import ClsPosStem
-from openbind.modalities import Modality, official_head_keys, register_modality
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass
@@ -39,6 +42,17 @@ class VisionConfig(EncoderConfig):
 
     def build_stem(self) -> nn.Module:
         return VisionStem(self)
+
+    def stem_macs(self) -> float:
+        t, p, q = self.patch_size
+        return (self.num_tokens() - 1) * self.width * 3 * p * q * (t if self.frames != t else 1)  # images: time folded
+
+    def example_input(self, batch: int, device: str | torch.device = "cpu") -> torch.Tensor:
+        return torch.randn(batch, 3, self.image_size, self.image_size, device=device)
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 
 
 class VisionStem(ClsPosStem):
@@ -79,10 +93,52 @@ class VisionStem(ClsPosStem):
         return torch.cat([cls_pos, patch_pos.to(cls_pos.dtype)], dim=1)
 
 
+def from_official(k: dict[str, Any]) -> VisionConfig:
+    return VisionConfig(
+        width=k["vision_embed_dim"], depth=k["vision_num_blocks"], heads=k["vision_num_heads"],
+        frames=k["video_frames"], patch_size=tuple(k["kernel_size"]),
+    )  # fmt: skip
+
+
+def image_transform(**options: Any) -> ItemTransform:
+    from openbind.modalities.vision.transform import ImageTransform
+
+    return ImageTransform(**options)
+
+
+def load_images(items: Any, *, on_error: OnError = "raise", **options: Any) -> Any:
+    from openbind.modalities.vision import transform
+
+    return transform.load_images(items, transform=transform.ImageTransform(**options), on_error=on_error)
+
+
+def video_transform(**options: Any) -> ItemTransform:
+    from openbind.modalities.vision.video import VideoTransform
+
+    return VideoTransform(**options)
+
+
+def video_train_transform() -> ItemTransform:
+    """One 2 s clip from the start, center crop: the frames that a training pair's other file covers."""
+    from openbind.modalities.batch import FirstClip
+
+    return FirstClip(video_transform(clips_per_video=1, crops=1))
+
+
+def load_videos(items: Any, *, on_error: OnError = "raise", **options: Any) -> Any:
+    from openbind.modalities.vision import video
+
+    return video.load_videos(items, transform=video.VideoTransform(**options), on_error=on_error)
+
+
 VISION = register_modality(
     Modality(
         name="vision",
         config_cls=VisionConfig,
+        inputs=(
+            InputKind("image", image_transform, load_images, suffixes=IMAGE_SUFFIXES),
+            InputKind("video", video_transform, load_videos, video_train_transform, suffixes=VIDEO_SUFFIXES),
+        ),
         official_keys={
             "modality_preprocessors.vision.cls_token": "stem.cls_token",
             "modality_preprocessors.vision.rgbt_stem.proj.1.weight": "stem.proj.weight",
@@ -91,6 +147,9 @@ VISION = register_modality(
             "modality_trunks.vision.pre_transformer_layer.0.bias": "trunk.pre_norm.bias",
             **official_head_keys("vision", norm="0", proj="2", scale=False),
         },
-        load="openbind.modalities.vision.transform:load_images",
+        official_defaults=dict(
+            video_frames=2, kernel_size=(2, 14, 14), vision_embed_dim=1024, vision_num_blocks=24, vision_num_heads=16
+        ),
+        from_official=from_official,
     )
 )

@@ -25,8 +25,9 @@ from openbind.io.image import (
     reduce_16bit,
 )
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
-from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
 
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 

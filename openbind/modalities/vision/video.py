@@ -25,7 +25,7 @@ import torch
 from openbind.io.scratch import scratch
 from openbind.io.video import SINGLE_VIDEO_TYPES, VideoInput, VideoReader, open_video
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
-from openbind.modalities.vision import CLIP_MEAN, CLIP_STD
+from openbind.modalities.vision.transform import CLIP_MEAN, CLIP_STD
 
 _FRAME_BYTES = 32 << 20  # work buffers kept per thread: a float 1080p frame (25 MB) fits, a larger one is fresh
 

@@ -52,7 +52,7 @@ _ASCII_NEEDS_FTFY = re.compile(r"[^\t\n\r -~]")
 
 def default_vocab_path() -> Path:
     """The vocabulary file shipped inside the package (OpenAI CLIP's `bpe_simple_vocab_16e6.txt.gz`)."""
-    return Path(str(importlib.resources.files("openbind") / "data" / "bpe_simple_vocab_16e6.txt.gz"))
+    return Path(str(importlib.resources.files("openbind.modalities.text") / "bpe_simple_vocab_16e6.txt.gz"))
 
 
 def byte_to_unicode() -> dict[int, str]:
