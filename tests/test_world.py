@@ -14,10 +14,15 @@ import soundfile
 from PIL import Image, ImageFilter
 
 from openbind.errors import OpenBindInputError
-from openbind.world import ACTIVITIES, ENVIRONMENTS, OBJECTS, WorldInfo, render, write_world
+from openbind.world import ACTIVITIES, ENVIRONMENTS, OBJECTS, WorldInfo, generate, write_world
 from openbind.world.generate import (
     GALLERY_PER_COMBO, IMU_RATE_HZ, IMU_SECONDS, TRAIN_PER_CLASS, VIDEO_FPS, VIDEO_SECONDS,
 )
+from openbind.world.motion import MOTION_RATE, simulate_motion
+from openbind.world.objects import sample_thing
+from openbind.world.places import render_place, sample_place
+from openbind.world.sound import render_sound
+from openbind.world.stills import render_still, sample_shot
 
 SMALL = dict(
     train_per_class=2, test_per_class=1, align_per_combo=1, videos_train_per_activity=1,
@@ -155,13 +160,13 @@ def test_imu_is_physical(world):
 def test_turning_moves_the_picture_the_way_the_gyroscope_says():
     for activity, sign in ((ACTIVITIES[2], 1), (ACTIVITIES[3], -1)):
         rng = np.random.default_rng(5)
-        place = render.sample_place(ENVIRONMENTS[1], rng)
-        motion = render.simulate_motion(activity, rng, 5.0)
+        place = sample_place(ENVIRONMENTS[1], rng)
+        motion = simulate_motion(activity, rng, 5.0)
         views = []
         for t in (2.0, 2.05):
-            i = int(t * render.MOTION_RATE)
+            i = int(t * MOTION_RATE)
             x, h, z = motion.position[i]
-            views.append(render.render_place(place, 128, motion.rotation[i], (x, z), h).rgb.mean(0)[40])
+            views.append(render_place(place, 128, motion.rotation[i], (x, z), h).rgb.mean(0)[40])
         a, b = views[0] - views[0].mean(), views[1] - views[1].mean()
         shift = max(range(-20, 21), key=lambda s: float(np.dot(np.roll(a, s), b)))
         assert np.sign(motion.gyro[2000, 1]) == sign and np.sign(shift) == sign and abs(shift) >= 3
@@ -170,8 +175,8 @@ def test_turning_moves_the_picture_the_way_the_gyroscope_says():
 def _still(o: int, e: int, k: int):
     rng = np.random.default_rng([o, e, k])
     env = ENVIRONMENTS[e]
-    place, shot = render.sample_place(env, rng), render.sample_shot(rng)
-    return render.render_still(place, shot, render.sample_thing(OBJECTS[o], rng), 160, rng)
+    place, shot = sample_place(env, rng), sample_shot(rng)
+    return render_still(place, shot, sample_thing(OBJECTS[o], rng), 160, rng)
 
 
 def _grow(mask: np.ndarray, size: int, grow: bool) -> np.ndarray:
@@ -223,8 +228,8 @@ def test_object_sounds_are_distinct():
         for o, obj in enumerate(OBJECTS):
             for k in range(6):
                 rng = np.random.default_rng([split, o, k])
-                place = render.sample_place(ENVIRONMENTS[k % N_ENV], rng)
-                xs.append(features(render.render_sound(place, render.sample_thing(obj, rng), rng)))
+                place = sample_place(ENVIRONMENTS[k % N_ENV], rng)
+                xs.append(features(render_sound(place, sample_thing(obj, rng), rng)))
                 ys.append(o)
         return np.array(xs), np.array(ys)
 
@@ -293,7 +298,7 @@ def test_output_is_complete_or_absent(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(render, "render_sound", broken)
+    monkeypatch.setattr(generate, "render_sound", broken)
     with pytest.raises(RuntimeError):
         write_world(tmp_path / "half", **SMALL)
     assert sorted(p.name for p in tmp_path.iterdir()) == []

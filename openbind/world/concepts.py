@@ -17,7 +17,7 @@ RGB = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class ObjectClass:
-    """An object kind. `shape` and `sound` name the silhouette and the sound signature in render.py."""
+    """An object kind. `shape` and `sound` name the silhouette in objects.py and the signature in sound.py."""
 
     name: str
     colour: str  # the colour word some captions use
@@ -44,7 +44,7 @@ class Environment:
     wall_temp_c: float
     sky_temp_c: float  # ceiling indoors; the cold radiative temperature of the clear sky outdoors
     feature_temp_c: float  # the environment's thermal landmark: oven, tree trunks, windows, sea
-    ambience: str  # noise colour of the ambience in render.py
+    ambience: str  # noise colour of the ambience in sound.py
     ambience_level: float
     reverb_rt60_s: float  # 0 = open air
     echo_s: float  # slap-back echo delay of nearby facades (0 = none)

@@ -32,8 +32,12 @@ from tqdm import tqdm
 
 from openbind.errors import OpenBindInputError
 from openbind.utils import atomic_write_text
-from openbind.world import render
 from openbind.world.concepts import ACTIVITIES, ENVIRONMENTS, OBJECTS, activity_caption, object_caption
+from openbind.world.motion import imu_samples, render_frames, simulate_motion
+from openbind.world.objects import sample_thing
+from openbind.world.places import DEPTH_RANGE_M, sample_place
+from openbind.world.sound import AUDIO_SECONDS, SAMPLE_RATE, render_sound
+from openbind.world.stills import THERMAL_GAIN, THERMAL_OFFSET_C, Still, render_still, sample_shot
 
 IMU_RATE_HZ = 200.0
 IMU_SECONDS = 5.0
@@ -156,9 +160,9 @@ def write_world(
     config = {
         **counts, "image_size": image_size, "video_size": video_size, "video_fps": VIDEO_FPS,
         "video_seconds": VIDEO_SECONDS, "imu_rate_hz": IMU_RATE_HZ, "imu_seconds": IMU_SECONDS,
-        "imu_video_offset_s": VIDEO_START_S, "audio_sample_rate": render.SAMPLE_RATE,
-        "audio_seconds": render.AUDIO_SECONDS, "depth_unit": "mm", "depth_range_m": render.DEPTH_RANGE_M,
-        "thermal_encoding": f"uint8 = (celsius + {render.THERMAL_OFFSET_C:g}) * {render.THERMAL_GAIN:g}",
+        "imu_video_offset_s": VIDEO_START_S, "audio_sample_rate": SAMPLE_RATE,
+        "audio_seconds": AUDIO_SECONDS, "depth_unit": "mm", "depth_range_m": DEPTH_RANGE_M,
+        "thermal_encoding": f"uint8 = (celsius + {THERMAL_OFFSET_C:g}) * {THERMAL_GAIN:g}",
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -272,15 +276,15 @@ class _Builder:
 
     def _scene(
         self, rng: np.random.Generator, o: int, e: int, sound: bool
-    ) -> tuple[render.Still, str, np.ndarray | None, dict[str, str]]:
+    ) -> tuple[Still, str, np.ndarray | None, dict[str, str]]:
         """Render object `o` in environment `e`: still, caption, sound (if asked) and the label columns."""
         obj, env = OBJECTS[o], ENVIRONMENTS[e]
-        place = render.sample_place(env, rng)
-        shot = render.sample_shot(rng)
-        thing = render.sample_thing(obj, rng)
-        still = render.render_still(place, shot, thing, self.image_size, rng)
+        place = sample_place(env, rng)
+        shot = sample_shot(rng)
+        thing = sample_thing(obj, rng)
+        still = render_still(place, shot, thing, self.image_size, rng)
         caption = object_caption(obj, env, rng)
-        audio = render.render_sound(place, thing, rng) if sound else None
+        audio = render_sound(place, thing, rng) if sound else None
         labels = {"label": obj.name, "object": obj.name, "environment": env.name}
         return still, caption, audio, labels
 
@@ -312,11 +316,11 @@ class _Builder:
     def video(self, split: str, i: int, a: int, e: int) -> None:
         rng = self.rng(_VIDEO_TRAIN if split == "train" else _VIDEO_TEST, i)
         activity, env = ACTIVITIES[a], ENVIRONMENTS[e]
-        place = render.sample_place(env, rng)
-        motion = render.simulate_motion(activity, rng, IMU_SECONDS)
-        times, samples = render.imu_samples(motion, IMU_RATE_HZ, rng)
+        place = sample_place(env, rng)
+        motion = simulate_motion(activity, rng, IMU_SECONDS)
+        times, samples = imu_samples(motion, IMU_RATE_HZ, rng)
         frame_times = VIDEO_START_S + np.arange(int(round(VIDEO_SECONDS * VIDEO_FPS))) / VIDEO_FPS
-        frames = render.render_frames(place, motion, frame_times, self.video_size, activity)
+        frames = render_frames(place, motion, frame_times, self.video_size, activity)
         caption = activity_caption(activity, env, rng)
         stem = f"{split}/video/v{i:05d}"
         video = self.write_mp4(f"{stem}_video.mp4", frames)
@@ -340,7 +344,7 @@ class _Builder:
 
     def ambience(self, i: int, e: int) -> None:
         rng = self.rng(_AMBIENCE, i)
-        sound = render.render_sound(render.sample_place(ENVIRONMENTS[e], rng), None, rng)
+        sound = render_sound(sample_place(ENVIRONMENTS[e], rng), None, rng)
         self.write_wav(_ambience_path(i), sound)
 
     def query(self, i: int, o: int, x: int, y: int) -> None:
@@ -357,7 +361,7 @@ class _Builder:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def write_modality(self, pair: str, stem: str, still: render.Still, audio: np.ndarray | None) -> str:
+    def write_modality(self, pair: str, stem: str, still: Still, audio: np.ndarray | None) -> str:
         if pair == "audio":
             return self.write_wav(f"{stem}_audio.wav", audio)
         if pair == "depth":
@@ -375,7 +379,7 @@ class _Builder:
         return rel
 
     def write_wav(self, rel: str, samples: np.ndarray) -> str:
-        soundfile.write(self._path(rel), samples, render.SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        soundfile.write(self._path(rel), samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         return rel
 
     def write_mp4(self, rel: str, frames: list[np.ndarray]) -> str:
