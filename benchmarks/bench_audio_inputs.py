@@ -1,7 +1,7 @@
 """Audio input pipeline throughput (files/s): WAV files -> [N, 3, 1, 128, 204] model input.
 
 Files: 44.1 kHz 16-bit WAVs of 2.6-10 s, mono and stereo, generated into a temporary directory (the kind of set
-the reference pipeline was timed on: 148 files/s single process on the development machine). Rows: resampler
+behind the reference pipeline's figure: 148 files/s in one process on the project's 2-core machine). Rows: resampler
 ("sinc" = reference-matching default, "soxr") x how it is driven (per-file calls, `load_audios` on batches of
 16, openbind's `ItemDataset` + `collate_items` in a torch DataLoader with 2 worker processes (`--workers`), half
 the files in each of 2 independent processes: the machine's ceiling for 2 workers) x the torch intra-op threads

@@ -1,6 +1,6 @@
 """CUDA benchmark of the towers: batch 1..256, fp32 / bf16 autocast, eager / torch.compile, in ONE call.
 
-Meant for a session that is lent a GPU for a few minutes: it needs no download (random imagebind_huge
+Meant for a GPU lent for a few minutes: it needs no download (random imagebind_huge
 weights), prints a markdown table per tower, and writes the same rows as JSON to --out.
 
     python benchmarks/bench_model_gpu.py --out gpu_bench.json                 # all towers, all batches

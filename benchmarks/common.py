@@ -68,7 +68,7 @@ def _transform_all(paths: list, transform: Callable) -> None:
 def process_pair() -> multiprocessing.pool.Pool:
     """The 2 processes of the "2 independent processes" rows, forked from this one as torch forks DataLoader
     workers on Linux: they start from the same memory state (glibc's allocator adapts to a process's history;
-    freshly spawned processes decoding depth maps took 1,600 page faults per map here, forked ones none)."""
+    a freshly spawned process decoding depth maps takes about 1,600 page faults per map, a forked one none)."""
     return multiprocessing.get_context("fork").Pool(2)
 
 

@@ -37,7 +37,7 @@ def tok() -> Tokenizer:
 
 
 def reference_clean(text: str) -> str:
-    """The reference's cleaning, step by step as FACTS.md states it."""
+    """The reference's cleaning, step by step as docs/imagebind.md section 3.2 states it."""
     text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
     return re.sub(r"\s+", " ", text).strip().lower()
 

@@ -1,9 +1,10 @@
 """Batches in shared memory that a DataLoader worker reuses once the main process has let go of them.
 
 A fresh shared-memory batch costs a page fault per 4 KB page twice: when the worker writes it (the kernel
-zero-fills the page) and when the main process first reads it. On the 2-core development VM that is about
-1-2.6 us a page, for a batch of two videos (36 MB) 10-24 ms, a tenth to a third of the time to decode them;
-reusing the batch memory raised video throughput with 2 workers by half there (docs/benchmarks.md).
+zero-fills the page) and when the main process first reads it. On the project's 2-core machine that is about
+1-2.6 us a page, for a batch of two videos (36 MB) 10-24 ms, a tenth to a third of the time to decode them.
+Reused batch memory avoids it: there, video with 2 workers runs at 1.50x one process against 1.02x with fresh
+batches (the main process reading every batch).
 
 When a slot is free: each slot holds a flag byte after its data. The worker sets it when it fills the slot. In
 the main process the batch tensor is rebuilt on a numpy view of the slot whose finalizer clears the flag; that

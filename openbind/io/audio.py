@@ -1,7 +1,7 @@
 """Audio decoding and resampling: any user audio item -> float32 [channels, samples] at the rate the model wants.
 
 soundfile reads what libsndfile knows (WAV, FLAC, OGG, MP3, ...), exactly as the reference's `torchaudio.load`
-did; PyAV is the fallback for everything else (M4A/AAC, Opus, the audio track of MP4/MKV/WebM files).
+does; PyAV is the fallback for everything else (M4A/AAC, Opus, the audio track of MP4/MKV/WebM files).
 
 The default resampler reproduces `torchaudio.functional.resample` (Hann-windowed sinc, 6 zero crossings,
 rolloff 0.99, rates reduced by their gcd): output sample j * new + p is the dot product of the input block that
@@ -275,7 +275,7 @@ def _check_waveform(item: Any, waveform: torch.Tensor, sample_rate: int) -> None
 def resample(waveform: torch.Tensor, orig_sr: int, new_sr: int, method: Resampler = "sinc") -> torch.Tensor:
     """Resample float32 [channels, samples] from `orig_sr` to `new_sr`.
 
-    "sinc" matches `torchaudio.functional.resample` with its defaults (what the reference used); "soxr" is
+    "sinc" matches `torchaudio.functional.resample` with its defaults (what the reference uses); "soxr" is
     libsoxr's "HQ" quality: a different filter (same passband, other rolloff), not bit-compatible.
     """
     if orig_sr == new_sr:
@@ -325,8 +325,8 @@ def resample_sinc_ranges(
 class SincJob:
     """Output ranges [start, stop) of `rows` signals through the "sinc" resampler, all in one batched matmul.
 
-    Every (row, range) gets a piece of one input buffer, starting on a block boundary (per-call overhead
-    dominated when each range had its own calls). `slot` says which input samples go where and zeroes the rest
+    Every (row, range) gets a piece of one input buffer, starting on a block boundary (separate calls per range
+    would be dominated by per-call overhead). `slot` says which input samples go where and zeroes the rest
     of the piece (the reference's padding); call it for every row and range and fill each view, then `run`;
     `output` returns a range's samples of one row.
     """
@@ -404,7 +404,7 @@ class _SincPlan:
 
 
 _MIN_PHASES = 16
-_GROUP = 16  # phases per matmul column block: 16 was bit-equal and fastest; MKL rounds differently with 8
+_GROUP = 16  # phases per matmul column block: 16 is bit-equal and fastest; MKL rounds differently with 8
 _MIN_BLOCKS = 16  # MKL's sgemm takes another path (other rounding) for matrices of fewer than 12 rows
 
 

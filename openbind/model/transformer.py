@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-LAYER_NORM_EPS = 1e-6  # trunk blocks, the vision pre-trunk norm and all heads (FACTS.md section 1)
+LAYER_NORM_EPS = 1e-6  # trunk blocks, the vision pre-trunk norm and all heads (docs/imagebind.md section 1.3)
 
 
 class DropPath(nn.Module):

@@ -147,7 +147,7 @@ class AudioTransform:
         """[N, clips, 1, mel, frames] for many items.
 
         Item by item, so that every work buffer is reused and stays in cache (one fbank call over the clips of
-        16 files was slower per file than 16 calls), each written into its row of the batch where the clip
+        16 files is slower per file than 16 calls), each written into its row of the batch where the clip
         count is fixed.
         """
         items = _as_items(items)

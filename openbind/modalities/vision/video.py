@@ -8,8 +8,9 @@ ceil((L-224)/2), end). Output clip-major, then crop.
 
 Only the kept frames are decoded to RGB (see `openbind.io.video`), each distinct frame once. At 1 torch thread
 (DataLoader workers) each frame is resized, cropped and normalized into the output as it comes, so it stays in
-the CPU's cache between the steps (resizing all frames together streamed them through memory several times:
-1.15-1.3x slower with two processes at once on the development VM). At more threads frames are resized in
+the CPU's cache between the steps (resizing all frames together would stream them through memory several
+times: 1.15-1.3x slower with two processes at once on the project's 2-core machine). At more threads frames are
+resized in
 groups, since one frame is too little work to share out. Work buffers: `openbind.io.scratch`.
 """
 
