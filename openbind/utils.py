@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file writes (temp file beside the target, fsync, rename)."""
+"""Small shared helpers: atomic file writes (temp file beside the target, fsync, rename) and durable renames."""
 
 from __future__ import annotations
 
@@ -41,3 +41,14 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename inside `directory` durable (POSIX); Windows cannot open directories and commits renames itself."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -116,8 +116,7 @@ def _load_plugins() -> None:
 
 
 def _known(lookup: dict[str, Any], name: str) -> bool:
-    if name not in lookup:
-        _load_plugins()
+    _load_plugins()
     return name in lookup
 
 
@@ -131,6 +130,7 @@ def get_modality(name: str) -> Modality:
 
 
 def all_modalities() -> list[str]:
+    _load_plugins()
     return list(_MODALITIES)
 
 
@@ -152,11 +152,13 @@ def modality_of(input_name: str) -> Modality:
 
 def input_names() -> list[str]:
     """Every input kind's name, in registration order: the manifest columns that hold model inputs."""
+    _load_plugins()
     return list(_INPUTS)
 
 
 def input_for_path(path: str | os.PathLike) -> InputKind | None:
     """The input kind a file's suffix names (".jpg" -> image, ".mp4" -> video), or None."""
+    _load_plugins()
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     return next((kind for kind, _ in _INPUTS.values() if suffix and suffix in kind.suffixes), None)
 

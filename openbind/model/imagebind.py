@@ -12,6 +12,7 @@ from torch import nn
 
 from openbind.config import ModelConfig
 from openbind.errors import OpenBindInputError
+from openbind.model.config import EncoderConfig
 from openbind.model.encoder import Encoder
 
 
@@ -37,6 +38,17 @@ class ImageBind(nn.Module):
         for encoder in self.encoders.values():
             encoder.init_weights()
         return self
+
+    def add_encoder(self, modality: str, config: EncoderConfig) -> Encoder:
+        """Add a new, initialized tower: binding a modality this model does not have yet."""
+        if modality in self.encoders:
+            raise ValueError(f"this model already has a {modality!r} encoder")
+        device = next(self.parameters()).device
+        encoder = Encoder(config, self.config.embed_dim).to(device)
+        encoder.init_weights()
+        self.encoders[modality] = encoder
+        self.config = ModelConfig(self.config.embed_dim, {**self.config.encoders, modality: config})
+        return encoder
 
     def logit_scale(self, modality: str) -> float:
         """The factor the reference multiplies this modality's unit embeddings by (1.0 for vision)."""

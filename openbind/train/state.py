@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from openbind.utils import atomic_open, atomic_write_text
+from openbind.utils import atomic_open, atomic_write_text, fsync_dir
 from openbind.weights.checkpoint import read_state_dict, save_state_dict
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -122,14 +122,6 @@ def _check_plain(value: Any, where: str) -> None:
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sort_key(path: Path) -> tuple[int, int]:
     step, k = _CHECKPOINT_DIR.match(path.name).groups()  # type: ignore[union-attr]
     return int(step), int(k or 0)
@@ -208,14 +200,14 @@ def save_training_state(
         sizes = {n: (tmp / n).stat().st_size for n in (WEIGHTS_FILE, STATE_FILE)}
         with atomic_open(tmp / COMPLETE_FILE, "w") as f:
             json.dump({"step": int(step), "epoch": int(epoch), "files": sizes}, f)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, directory / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     atomic_write_text(directory / LATEST_FILE, name + "\n")
-    _fsync_dir(directory)
+    fsync_dir(directory)
     _prune(directory, keep, protect=name)
     return directory / name
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from openbind.data.manifest import read_manifest
 from openbind.factory import create_model
-from openbind.modalities import IMAGE_TOWER
+from openbind.modalities import IMAGE_TOWER, get_modality
 from openbind.model.imagebind import ImageBind
 from openbind.train.augment import crop_flip
 from openbind.train.cache import EmbeddingCache, fill_cache, module_fingerprint
@@ -108,9 +108,18 @@ class Trainer:
         config = self.config
         source = config.init or config.model
         model = create_model(source, device=self.device)
+        if config.stage == "bind" and config.encoder not in model.modalities:
+            tower = get_modality(config.encoder).config_cls()
+            logger.info("%s has no %s tower: binding a new one (%s)", source, config.encoder, tower)
+            model.add_encoder(config.encoder, tower)
         missing = [m for m in (IMAGE_TOWER, config.encoder) if m not in model.modalities]
         if missing:
             raise ValueError(f"the model from {source!r} has no {missing} encoder (it has {model.modalities})")
+        if model.encoders[config.encoder].scale is None:
+            raise ValueError(
+                f"the {config.encoder} tower has no temperature to train with: set its config's scale (1/temperature; "
+                "ImageBind uses 5 to 20)"
+            )
         freeze(model)
         for name in config.trained:
             self._make_trainable(model.encoders[name])

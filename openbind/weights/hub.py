@@ -23,6 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from openbind.errors import CheckpointError, OpenBindInputError
+from openbind.utils import fsync_dir
 
 KNOWN_CHECKPOINTS: dict[str, str] = {
     "imagebind_huge": "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
@@ -151,7 +152,7 @@ def _download_verified(
             "the hash), or download it yourself and pass its local path"
         )
     os.replace(part, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 def _transfer(
@@ -305,14 +306,3 @@ def _exclusive(dest: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); Windows cannot open directories and commits renames itself."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
