@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -10,19 +11,20 @@ import torch
 from PIL import Image
 
 from openbind.errors import OpenBindInputError
-from openbind.io.imu import parse_imu_csv, read_imu
+from openbind.io.image import read_plane
+from openbind.io.imu import ImuRecording, parse_imu_csv, read_imu
+from openbind.modalities.single_channel import transform as single_channel
 from openbind.modalities.batch import BatchResult
-from openbind.modalities.depth import transform as depth_module
 from openbind.modalities.depth.transform import (
     KINECT_BASELINE_M,
     KINECT_FOCAL_PX,
     DepthTransform,
-    crop_geometry,
+    depth_to_metres,
     load_depths,
-    resize_center_crop,
     transform_rgbd,
 )
 from openbind.modalities.imu.transform import ImuTransform, load_imus, window_starts
+from openbind.modalities.single_channel.transform import crop_geometry, resize_center_crop
 from openbind.modalities.thermal.transform import ThermalTransform, load_thermals
 
 BF = KINECT_BASELINE_M * KINECT_FOCAL_PX  # 38.914... pixel-metres
@@ -69,7 +71,7 @@ def test_resize_center_crop_is_resize_then_crop(resample, monkeypatch):
     full = np.asarray(image.resize((w, h), mode))[top : top + 224, left : left + 224]
     np.testing.assert_array_equal(np.asarray(resize_center_crop(image, resample)), full)
     # past the size limit only the crop box is resized: same geometry, float32-rounding-level differences
-    monkeypatch.setattr(depth_module, "RESIZED_PIXEL_LIMIT", 0)
+    monkeypatch.setattr(single_channel, "RESIZED_PIXEL_LIMIT", 0)
     plane = Image.fromarray(np.asarray(image, dtype=np.float32), "F")
     boxed = np.asarray(resize_center_crop(plane, resample))
     np.testing.assert_allclose(boxed, np.asarray(plane.resize((w, h), mode))[top : top + 224], atol=0.05)
@@ -107,7 +109,7 @@ def test_depth_sunrgbd_encoding_round_trip(tmp_path):
     depth_mm[0, :4] = [8191, 8192, 9000, 65535]  # values whose top bits wrap around
     raw = ((depth_mm << 3) | (depth_mm >> 13)) & 0xFFFF
     path = save_png16(tmp_path / "sun.png", raw)
-    metres = depth_module.depth_to_metres(depth_module.load_plane(path, to_gray=False), "sunrgbd", path)
+    metres = depth_to_metres(read_plane(path, to_gray=False), "sunrgbd", path)
     np.testing.assert_array_equal(metres, depth_mm / 1000.0)
     plain = save_png16(tmp_path / "mm.png", depth_mm)
     sun = DepthTransform(encoding="sunrgbd")
@@ -171,6 +173,22 @@ def test_depth_refuses_8bit_and_colour(tmp_path):
         DepthTransform()(tmp_path / "rgb.png")
     with pytest.raises(OpenBindInputError, match="SUN RGB-D"):
         DepthTransform(encoding="sunrgbd")(np.ones((20, 20), np.float32))
+
+
+def test_depth_every_input_kind_of_a_16bit_map_gives_the_same_output(tmp_path):
+    """Files, bytes, binary files and PIL images in each 16-bit mode decode to the same values."""
+    values = np.random.default_rng(4).integers(1, 9000, (60, 80)).astype(np.uint16)
+    path = save_png16(tmp_path / "d.png", values)
+    expected = DepthTransform()(path)
+    for item in (
+        str(path),
+        path.read_bytes(),
+        io.BytesIO(path.read_bytes()),
+        Image.frombytes("I;16B", (80, 60), values.astype(">u2").tobytes()),
+        Image.fromarray(values.astype(np.int32), "I"),
+        values,
+    ):
+        assert torch.equal(DepthTransform()(item), expected), type(item)
 
 
 # ---------------------------------------------------------------- thermal
@@ -438,7 +456,7 @@ def bad_inputs(tmp_path):
         (lambda: imu(np.zeros((100, 6, 1))), "expected (T, 6) or (6, T)"),
         (lambda: imu(np.ones((100, 6), dtype=bool)), "dtype bool"),
         (lambda: imu(np.full((100, 6), np.inf)), "infinite"),
-        (lambda: ImuTransform(sample_rate=1.0)(samples), "sample_rate"),
+        (lambda: imu(ImuRecording(samples, sample_rate=1.0)), "sample_rate"),
         (lambda: imu(wav), "unsupported file type"),
     ]
 
@@ -450,26 +468,31 @@ def test_every_bad_input_raises_openbind_input_error(tmp_path):
         assert reason in str(caught.value), (reason, str(caught.value))
 
 
-def test_decompression_bomb_limit(tmp_path, monkeypatch):
+def test_decompression_bomb_limit(tmp_path):
     path = save_png16(tmp_path / "big.png", np.ones((64, 64)))
-    monkeypatch.setattr(depth_module, "MAX_PIXELS", 64 * 64 - 1)
     with pytest.raises(OpenBindInputError, match="exceeds the limit"):
-        DepthTransform()(path)
+        DepthTransform(max_pixels=64 * 64 - 1)(path)
     with pytest.raises(OpenBindInputError, match="exceeds the limit"):
-        ThermalTransform()(Image.open(path))
+        ThermalTransform(max_pixels=64 * 64 - 1)(Image.open(path))
 
 
 def test_bad_configuration_is_refused():
-    for make in (
-        lambda: DepthTransform(encoding="cm"),
-        lambda: DepthTransform(focal_px=0.0),
-        lambda: DepthTransform(resample="bicubic"),
-        lambda: ThermalTransform(mean=0.5),
-        lambda: ImuTransform(clips=0),
-        lambda: ImuTransform(mean=(0.0,) * 5, std=(1.0,) * 5),
+    """A bad option is a ValueError at construction naming the option, never the skippable item error."""
+    for make, option in (
+        (lambda: DepthTransform(encoding="cm"), "encoding"),
+        (lambda: DepthTransform(focal_px=0.0), "focal_px"),
+        (lambda: DepthTransform(resample="bicubic"), "resample"),
+        (lambda: DepthTransform(max_pixels=0), "max_pixels"),
+        (lambda: ThermalTransform(mean=0.5), "mean and std"),
+        (lambda: ThermalTransform(scale="kelvin"), "scale"),
+        (lambda: ImuTransform(clips=0), "clips"),
+        (lambda: ImuTransform(mean=(0.0,) * 5, std=(1.0,) * 5), "mean and std"),
+        (lambda: ImuTransform(sample_rate=1.0), "sample_rate"),
+        (lambda: load_imus([np.zeros((500, 6))], clips=-1), "clips"),
     ):
-        with pytest.raises(OpenBindInputError):
+        with pytest.raises(ValueError, match=option) as caught:
             make()
+        assert not isinstance(caught.value, OpenBindInputError), option
 
 
 def test_batch_skip_reports_bad_items(tmp_path):

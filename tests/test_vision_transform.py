@@ -289,3 +289,24 @@ def test_decompression_bomb_is_refused_whatever_pil_global_says(monkeypatch, jpe
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL's guard refuses first: still our error type
     with pytest.raises(OpenBindInputError, match="decompression bomb"):
         open_image(jpeg_file)
+
+
+def test_bad_options_are_value_errors_at_construction():
+    """A bad option fails when the transform is built, as a ValueError naming it (not the skippable item error)."""
+    for options, name in (
+        ({"size": 0}, "size"),
+        ({"mean": (0.5, 0.5)}, "mean"),
+        ({"std": (0.2, 0.0, 0.2)}, "std"),
+        ({"background": (300, 0, 0)}, "background"),
+        ({"max_pixels": -1}, "max_pixels"),
+    ):
+        with pytest.raises(ValueError, match=name) as caught:
+            ImageTransform(**options)
+        assert not isinstance(caught.value, OpenBindInputError), name
+
+
+def test_float_image_with_nan_is_refused():
+    nan = np.full((20, 20), 0.5, dtype=np.float32)
+    nan[2, 2] = np.nan
+    with pytest.raises(OpenBindInputError, match="NaN"):
+        ImageTransform()(Image.fromarray(nan, "F"))

@@ -7,8 +7,10 @@ then gx, gy, gz in rad/s. Time is in seconds.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +59,20 @@ class ImuRecording:
 def read_imu(item: Any, *, sample_rate: float | None = None) -> ImuRecording:
     """Decode an IMU item: a .npy / .csv path, a (T, 6) or (6, T) array or tensor, or an ImuRecording.
 
-    `sample_rate` (Hz) is the time base for inputs without timestamps; it is ignored when they have them.
-    Values (NaN, units) are checked later by the transform; here only structure and time base.
+    `sample_rate` (Hz) is the time base for inputs without timestamps; it is ignored when they have them, and
+    an ImuRecording's own sample_rate wins over it. A bad `sample_rate` raises ValueError, a bad item
+    OpenBindInputError. Values (NaN, units) are checked later by the transform; here only structure and time
+    base.
     """
+    check_sample_rate(sample_rate)
     if isinstance(item, ImuRecording):
         samples, timestamps = item.samples, item.timestamps
-        sample_rate = item.sample_rate if item.sample_rate is not None else sample_rate
+        if item.sample_rate is not None and timestamps is None:
+            if not _plausible_rate(item.sample_rate):
+                raise OpenBindInputError(
+                    item, f"sample_rate {item.sample_rate!r} Hz; need a number >= {MIN_SAMPLE_RATE:g}"
+                )
+            sample_rate = item.sample_rate
     elif isinstance(item, (str, Path)):
         samples, timestamps = _read_file(Path(item), item)
     elif isinstance(item, torch.Tensor):
@@ -79,9 +89,20 @@ def read_imu(item: Any, *, sample_rate: float | None = None) -> ImuRecording:
         return ImuRecording(samples, _check_timestamps(np.asarray(timestamps), len(samples), item), None)
     if sample_rate is None:
         raise OpenBindInputError(item, "no timestamps: give sample_rate (Hz), e.g. 400 for data at model rate")
-    if not (np.isfinite(sample_rate) and sample_rate >= MIN_SAMPLE_RATE):
-        raise OpenBindInputError(item, f"sample_rate {sample_rate!r} Hz; need a number >= {MIN_SAMPLE_RATE:g}")
     return ImuRecording(samples, None, float(sample_rate))
+
+
+def check_sample_rate(sample_rate: float | None) -> None:
+    """ValueError unless `sample_rate` (an option: the time base of items without timestamps) is None or a
+    finite number >= MIN_SAMPLE_RATE Hz."""
+    if sample_rate is not None and not _plausible_rate(sample_rate):
+        raise ValueError(
+            f"sample_rate must be None or a number of Hz >= {MIN_SAMPLE_RATE:g}, got {sample_rate!r}"
+        )
+
+
+def _plausible_rate(rate: Any) -> bool:
+    return isinstance(rate, Real) and math.isfinite(rate) and rate >= MIN_SAMPLE_RATE
 
 
 def _time_major(array: np.ndarray, item: Any) -> np.ndarray:

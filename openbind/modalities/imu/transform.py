@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from openbind.errors import OpenBindInputError
-from openbind.io.imu import CHANNELS, ImuRecording, read_imu
+from openbind.io.imu import CHANNELS, ImuRecording, check_sample_rate, read_imu
 from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
 
 WINDOW_SECONDS = 5.0
@@ -110,17 +110,23 @@ class ImuTransform:
     def __post_init__(self) -> None:
         count_ok = isinstance(self.clips, int) and not isinstance(self.clips, bool) and self.clips >= 1
         if self.clips != "all" and not count_ok:
-            raise OpenBindInputError(self.clips, "clips must be a positive int or 'all'")
+            raise ValueError(f"clips must be a positive int or 'all', got {self.clips!r}")
         if self.pad not in ("edge", "zero"):
-            raise OpenBindInputError(self.pad, "pad must be 'edge' or 'zero'")
+            raise ValueError(f"pad must be 'edge' or 'zero', got {self.pad!r}")
         if self.nan not in ("error", "interpolate"):
-            raise OpenBindInputError(self.nan, "nan must be 'error' or 'interpolate'")
+            raise ValueError(f"nan must be 'error' or 'interpolate', got {self.nan!r}")
         if (self.mean is None) != (self.std is None):
-            raise OpenBindInputError((self.mean, self.std), "give both mean and std, or neither")
+            raise ValueError(
+                f"mean and std must be given together (or both None), got mean={self.mean!r}, std={self.std!r}"
+            )
         if self.mean is not None:
             mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
             if mean.shape != (6,) or std.shape != (6,) or not (np.isfinite(mean).all() and (std > 0).all()):
-                raise OpenBindInputError((self.mean, self.std), "mean and std need 6 finite values, std > 0")
+                raise ValueError(
+                    f"mean and std need 6 finite values each (one per channel), std > 0; got mean={self.mean!r}, "
+                    f"std={self.std!r}"
+                )
+        check_sample_rate(self.sample_rate)
 
     @property
     def fixed_output_shape(self) -> tuple[int, int, int] | None:

@@ -1,7 +1,9 @@
 """Thermal input: one-channel infrared image -> [1, 224, 224] in [0, 1], on the image transform's geometry.
 
 The reference ships no thermal loader. Plain [0, 1] grayscale without mean/std normalization is the best
-reported choice on LLVIP (FACTS.md section 3), so it is the default; see docs/modalities/thermal.md.
+reported choice on LLVIP (docs/imagebind.md section 3), so it is the default; see docs/modalities/thermal.md.
+Decoding is `openbind.io.image.read_plane`; the resize/crop geometry shared with depth is
+`openbind.modalities.single_channel.transform`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import torch
 from PIL import Image
 
 from openbind.errors import OpenBindInputError
-from openbind.modalities.batch import BatchResult, OnError, as_item_list, map_items, writable_out
-from openbind.modalities.depth.transform import (
-    IMAGE_SIZE,
-    PLANE_ITEM_TYPES,
-    load_plane,
+from openbind.io.image import DEFAULT_MAX_PIXELS, check_max_pixels, read_plane
+from openbind.modalities.batch import BatchResult, OnError
+from openbind.modalities.single_channel.transform import (
+    SingleChannelTransform,
+    check_mean_std,
+    load_maps,
     plane_to_tensor,
     resize_center_crop,
 )
@@ -52,7 +55,7 @@ def scale_to_unit(plane: np.ndarray, scale: Literal["dtype", "max"], item: Any) 
 
 
 @dataclass
-class ThermalTransform:
+class ThermalTransform(SingleChannelTransform):
     """Thermal image -> [1, 224, 224] float32.
 
     Steps: decode one channel (colour inputs -> ITU-R 601 luminance, exact for gray stored as RGB such as
@@ -60,48 +63,38 @@ class ThermalTransform:
     `resample` (bicubic, as the image pipeline) and center crop 224; optional (x - mean) / std.
     8-bit inputs under "dtype" scaling are resized as 8-bit PIL images, so they match a
     convert("L") -> Resize -> CenterCrop -> ToTensor pipeline bit for bit; everything else is resized in
-    float32 and clipped to [0, 1] (bicubic overshoot).
+    float32 and clipped to [0, 1] (bicubic overshoot). `max_pixels`: the decompression-bomb limit of image
+    files (None: no limit).
     """
 
     scale: Literal["dtype", "max"] = "dtype"
     resample: Literal["bicubic", "bilinear", "nearest"] = "bicubic"
     mean: float | None = None
     std: float | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if self.scale not in ("dtype", "max"):
-            raise OpenBindInputError(self.scale, "scale must be 'dtype' or 'max'")
+            raise ValueError(f"scale must be 'dtype' or 'max', got {self.scale!r}")
         if self.resample not in ("bicubic", "bilinear", "nearest"):
-            raise OpenBindInputError(self.resample, "resample must be 'bicubic', 'bilinear' or 'nearest'")
-        if (self.mean is None) != (self.std is None):
-            raise OpenBindInputError((self.mean, self.std), "give both mean and std, or neither")
-        if self.std is not None and not (np.isfinite(self.std) and self.std > 0):
-            raise OpenBindInputError(self.std, "std must be a positive finite number")
-        if self.mean is not None and not np.isfinite(self.mean):
-            raise OpenBindInputError(self.mean, "mean must be finite")
-
-    @property
-    def fixed_output_shape(self) -> tuple[int, int, int]:
-        """The output shape whatever the input: batch calls and DataLoader workers write rows in place."""
-        return (1, IMAGE_SIZE, IMAGE_SIZE)
+            raise ValueError(f"resample must be 'bicubic', 'bilinear' or 'nearest', got {self.resample!r}")
+        check_mean_std(self.mean, self.std)
+        check_max_pixels(self.max_pixels)
 
     def __call__(self, item: Any, out: torch.Tensor | None = None) -> torch.Tensor:
         """out: a contiguous float32 [1, 224, 224] tensor to write into (e.g. a row of a batch in shared
         memory, which then reaches a DataLoader's main process without a copy)."""
-        plane = load_plane(item, to_gray=True)
+        plane = read_plane(item, to_gray=True, max_pixels=self.max_pixels)
         if plane.dtype == np.uint8 and self.scale == "dtype":
             cropped = resize_center_crop(Image.fromarray(plane, "L"), self.resample)
             tensor = torch.from_numpy(np.asarray(cropped, dtype=np.float32) / 255.0).unsqueeze(0)
         else:
             tensor = plane_to_tensor(scale_to_unit(plane, self.scale, item), self.resample).clamp_(0.0, 1.0)
-        if self.mean is not None:
-            tensor = (tensor - self.mean) / self.std
-        return tensor if out is None else writable_out(out, self.fixed_output_shape).copy_(tensor)
+        return self.normalize(tensor, out)
 
 
 def load_thermals(
     items: Any, *, transform: ThermalTransform | None = None, on_error: OnError = "raise"
 ) -> torch.Tensor | BatchResult:
-    """Thermal images (paths, arrays, tensors, PIL images) -> [N, 1, 224, 224] float32."""
-    transform = transform or ThermalTransform()
-    return map_items(transform, as_item_list(items, PLANE_ITEM_TYPES), on_error)
+    """Thermal images (image or .npy files, bytes, arrays, tensors, PIL images) -> [N, 1, 224, 224] float32."""
+    return load_maps(transform or ThermalTransform(), items, on_error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from openbind.io.image import (
     SINGLE_IMAGE_TYPES,
     SIXTEEN_BIT_MODES,
     ImageInput,
+    check_finite,
+    check_max_pixels,
     open_image,
     reduce_16bit,
 )
@@ -47,6 +50,18 @@ class ImageTransform:
     scale_16bit: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.size, Integral) and self.size > 0):
+            raise ValueError(f"size must be a positive int, got {self.size!r}")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if not _three_finite(values):
+                raise ValueError(f"{name} must be 3 finite numbers (one per RGB channel), got {values!r}")
+        if not all(self.std):
+            raise ValueError(f"std must be non-zero, got {self.std!r}")
+        if self.background is not None and not _is_rgb(self.background):
+            raise ValueError(f"background must be None or 3 ints in 0..255 (an RGB colour), got {self.background!r}")
+        check_max_pixels(self.max_pixels)
+
     @property
     def fixed_output_shape(self) -> tuple[int, int, int]:
         """The output shape whatever the image (lets DataLoader workers fill a batch in place)."""
@@ -56,6 +71,8 @@ class ImageTransform:
         """out: a contiguous float32 tensor of the output's shape to write into (e.g. one row of a batch in
         shared memory, which then reaches a DataLoader's main process without a copy)."""
         image = open_image(item, max_pixels=self.max_pixels, scale_16bit=self.scale_16bit)
+        if image.mode == "F":  # NaN has no 8-bit RGB value
+            check_finite(item, np.asarray(image))
         try:
             rgb = self.to_rgb(image)
         except (OSError, ValueError) as error:  # PIL cannot convert some rare modes
@@ -113,6 +130,22 @@ def _normalize_lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarra
     mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(3, 1)
     return values.sub(mean_t).div(std_t).numpy()
+
+
+def _three_finite(values: object) -> bool:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return array.shape == (3,) and bool(np.isfinite(array).all())
+
+
+def _is_rgb(values: object) -> bool:
+    try:
+        channels = tuple(values)
+    except TypeError:
+        return False
+    return len(channels) == 3 and all(isinstance(v, Integral) and 0 <= v <= 255 for v in channels)
 
 
 def _has_alpha(image: Image.Image) -> bool:
