@@ -95,7 +95,7 @@ def _world(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from openbind.quickstart import run_quickstart
+    from openbind.reproduce.quickstart import run_quickstart
 
     report = run_quickstart(args.out, seed=args.seed, preset=args.model, processes=args.processes)
     print(f"report: {report}")

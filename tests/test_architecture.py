@@ -13,7 +13,7 @@ PACKAGE = Path(openbind.__file__).parent
 # Where naming modalities is the point: the modality packages themselves, the model presets (data), and the
 # built-in experiment that is about particular modalities (the world renders each one's files, the quickstart
 # evaluates what the paper claims for them), as a published data set is. Nothing there dispatches for others.
-MAY_NAME_MODALITIES = ("modalities/", "factory.py", "world/", "quickstart.py")
+MAY_NAME_MODALITIES = ("modalities/", "factory.py", "world/", "reproduce/")
 
 
 def _modules() -> dict[str, Path]:

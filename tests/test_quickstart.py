@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import openbind
-from openbind.quickstart import STAGES, Stage, run_quickstart
+from openbind.reproduce.quickstart import STAGES, Stage, run_quickstart
 from openbind.weights.checkpoint import read_state_dict
 
 TINY_WORLD = dict(

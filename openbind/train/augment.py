@@ -1,7 +1,7 @@
 """Random crop-and-flip of the bound modality's 2-D maps (modalities registered as `augmentable`: depth,
 thermal), on the training device.
 
-The paper found strong augmentation helps depth (docs/imagebind.md). It matters most when a tower learns
+The paper found strong augmentation helps depth (docs/imagebind.md section 4). It matters most when a tower learns
 from few maps: on the world's 400 depth maps a supervised probe of the world tower went from 0.32 to 0.67
 top-1 on unseen instances with it after 800 steps, and the bound depth tower's emergent zero-shot from 0.21 to
 0.27-0.29 at 480 steps (docs/quickstart.md). Only the bound modality's input is augmented; the
