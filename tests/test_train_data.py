@@ -370,7 +370,7 @@ def test_replication():
     assert np.array_equal(order, replication_order(10, 2.5))
     assert len(replication_order(10, 0.3)) == 3 and len(set(replication_order(10, 0.3).tolist())) == 3
     assert len(replication_order(3, 0.01)) == 1
-    with pytest.raises(OpenBindInputError):
+    with pytest.raises(ValueError):
         replication_order(10, 0)
 
 

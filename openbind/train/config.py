@@ -15,6 +15,11 @@ STAGES = ("align", "bind")
 PRECISIONS = ("fp32", "bf16")
 
 
+def anchor_kinds() -> list[str]:
+    """The input kinds a bound modality is paired with: those of the image tower (image, video)."""
+    return [kind.name for kind in get_modality(IMAGE_TOWER).inputs]
+
+
 def _option(default: Any, help: str, **kwargs: Any) -> Any:
     """A field with its command-line help (`openbind train ... --help` shows it)."""
     if isinstance(default, list):
@@ -68,9 +73,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        anchors = [kind.name for kind in get_modality(IMAGE_TOWER).inputs]
-        if self.anchor not in anchors:
-            raise ValueError(f"anchor must be one of {anchors}, got {self.anchor!r}")
+        if self.anchor not in anchor_kinds():
+            raise ValueError(f"anchor must be one of {anchor_kinds()}, got {self.anchor!r}")
         try:
             get_input(self.modality)
         except KeyError as error:

@@ -22,16 +22,12 @@ from tqdm import tqdm
 
 from openbind.data.manifest import Manifest
 from openbind.errors import OpenBindInputError
-from openbind.modalities import IMAGE_TOWER, get_input, get_modality, input_names
+from openbind.modalities import get_input, input_names
 from openbind.modalities.batch import ItemFailure
+from openbind.train.config import anchor_kinds
 from openbind.train.sampler import PairKey
 
 logger = logging.getLogger("openbind")
-
-
-def anchor_kinds() -> list[str]:
-    """The input kinds a bound modality is paired with: those of the image tower (image, video)."""
-    return [kind.name for kind in get_modality(IMAGE_TOWER).inputs]
 
 
 def replication_order(num_rows: int, replication: float, seed: int = 0) -> np.ndarray:
@@ -41,7 +37,7 @@ def replication_order(num_rows: int, replication: float, seed: int = 0) -> np.nd
     epoch; the sampler's per-epoch shuffle changes where they land). replication < 1 subsamples the same way.
     """
     if not (isinstance(replication, (int, float)) and math.isfinite(replication) and replication > 0):
-        raise OpenBindInputError(replication, "replication must be a positive finite number")
+        raise ValueError(f"replication must be a positive finite number, got {replication!r}")
     if num_rows <= 0:
         return np.zeros(0, dtype=np.int64)
     total = max(1, round(num_rows * replication))
@@ -55,12 +51,12 @@ class PairDataset(Dataset):
 
     `index` is the manifest row (what an `EmbeddingCache` is keyed by), not i. Only rows that have both
     modalities are used. `anchor` is "image" or "video" (the frozen towers' inputs); `other` is any other
-    modality, "text" giving token ids. `transforms` maps a modality to its callable, overriding the manifest's
-    layout transforms and then the input kind's training transform. `replication` repeats the dataset per epoch (the paper's
-    Table 9: 1.25 AudioSet, 50 SUN RGB-D, 25 LLVIP, 1 Ego4D; see `replication_order`).
+    input kind, "text" giving token ids. `transforms` maps an input kind to its callable, overriding the
+    manifest's layout transforms and then the input kind's training transform. `replication` repeats the dataset
+    per epoch (the paper's Table 9: 1.25 AudioSet, 50 SUN RGB-D, 25 LLVIP, 1 Ego4D; see `replication_order`).
 
     `load_anchor=False` skips the anchor file ("anchor" is None): for when an `EmbeddingCache` holds the frozen
-    tower's embeddings. A file that fails to load (OpenBindInputError or OSError) gives a `ItemFailure` instead of
+    tower's embeddings. A file that fails to load (OpenBindInputError or OSError) gives an `ItemFailure` instead of
     the dict; other exceptions are bugs and propagate.
     """
 
@@ -128,7 +124,7 @@ class ConcatPairs(Dataset):
 
     def __init__(self, datasets: Sequence[PairDataset]):
         if not datasets:
-            raise OpenBindInputError(datasets, "give at least one dataset")
+            raise ValueError("give at least one dataset")
         self.datasets = list(datasets)
 
     def lengths(self) -> list[int]:
