@@ -86,6 +86,67 @@ def _eval_zeroshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runner_options(args: argparse.Namespace) -> dict:
+    from openbind.modalities.text.transform import IMAGENET_TEMPLATES
+
+    templates = IMAGENET_TEMPLATES
+    if args.templates:
+        from pathlib import Path
+
+        templates = [line.strip() for line in Path(args.templates).read_text().splitlines() if line.strip()]
+    return dict(
+        device=args.device, precision=args.precision, batch_size=args.batch_size, num_workers=args.num_workers,
+        cache_root=None if args.no_cache else (args.cache_dir or "default"), templates=templates,
+    )  # fmt: skip
+
+
+def _eval_benchmark(args: argparse.Namespace) -> int:
+    from openbind.eval.benchmarks.report import comparison_rows
+    from openbind.eval.benchmarks.run import evaluate
+
+    out = args.out or f"eval_{args.task}"
+    result = evaluate(
+        args.task, args.root, args.model, out=out, classes=args.classes, shots=args.few_shot, **_runner_options(args)
+    )
+    counts = result["counts"]
+    print(f"{result['title']}: {counts['evaluated']} of {counts['items']} items ({counts['skipped']} skipped)")
+    for name, paper, ours in comparison_rows(result):
+        print(f"  {name:<16} openbind {ours:6.2f}" + (f"   paper {paper:5.1f}" if paper is not None else ""))
+    for k, value in result.get("few_shot", {}).get("shots", {}).items():
+        print(f"  few-shot k={k:<3} top-1 {value['top1']:6.2f} ± {value['std']:.2f}")
+    print(f"results: {out}/{args.task}.json, {out}/{args.task}.md")
+    return 0
+
+
+def _eval_table2(args: argparse.Namespace) -> int:
+    from openbind.eval.benchmarks.run import evaluate_table2, read_roots
+
+    out = args.out or "eval_table2"
+    evaluate_table2(read_roots(args.roots), args.model, out=out, **_runner_options(args))
+    print(open(f"{out}/table2.md").read())
+    return 0
+
+
+def _eval_list(args: argparse.Namespace) -> int:
+    from openbind.eval.benchmarks import all_benchmarks
+    from openbind.eval.benchmarks.report import describe
+
+    print(describe(all_benchmarks()))
+    return 0
+
+
+def _add_runner_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="preset, checkpoint directory or training run directory")
+    parser.add_argument("--out", default=None, help="folder for the result JSON, Markdown and plots")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes decoding the files")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16, fp16, amp_bf16, amp_fp16")
+    parser.add_argument("--templates", default=None, help="prompt templates, one per line with {} (default: CLIP's 80)")
+    parser.add_argument("--cache-dir", default=None, help="where embeddings are kept (default: the openbind cache)")
+    parser.add_argument("--no-cache", action="store_true", help="embed everything again and keep nothing")
+
+
 def _world(args: argparse.Namespace) -> int:
     from openbind.world import write_world
 
@@ -157,7 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train_options(stage_parser, stage)
         stage_parser.set_defaults(func=_train)
 
-    evaluate = sub.add_parser("eval", help="evaluate a model", description="Evaluate a trained or official model.")
+    evaluate = sub.add_parser(
+        "eval",
+        help="evaluate a model: the paper's benchmarks, or a manifest",
+        description="Evaluate a trained or official model on the ImageBind paper's benchmarks, read from the "
+        "datasets as their publishers ship them (`openbind eval list`), or zero-shot on a manifest.",
+    )
     tasks = evaluate.add_subparsers(dest="task", required=True, metavar="TASK")
     zeroshot = tasks.add_parser(
         "zeroshot",
@@ -174,6 +240,38 @@ def build_parser() -> argparse.ArgumentParser:
     zeroshot.add_argument("--num-workers", type=int, default=0)
     zeroshot.add_argument("--json", default=None, help="also write the result as JSON to this path")
     zeroshot.set_defaults(func=_eval_zeroshot)
+
+    from openbind.eval.benchmarks import all_benchmarks
+
+    listing = tasks.add_parser("list", help="the benchmarks, their metrics, the paper's numbers and expected layouts")
+    listing.set_defaults(func=_eval_list)
+    table2 = tasks.add_parser(
+        "table2",
+        help="every benchmark whose root is given, and the paper's Table 2 beside ours",
+        description="Run every benchmark named in a roots file (TOML: `esc50 = \"~/data/ESC-50-master\"`, one line "
+        "per benchmark) with one model, then write table2.md / table2.json beside each benchmark's results.",
+    )
+    table2.add_argument("--roots", required=True, help="TOML file: benchmark name = dataset folder")
+    _add_runner_options(table2)
+    table2.set_defaults(func=_eval_table2)
+    for benchmark in all_benchmarks():
+        layout = "\n".join("  " + line for line in benchmark.layout.strip().splitlines())
+        paper = ", ".join(f"{k} {v}" for k, v in benchmark.paper.items())
+        command = tasks.add_parser(
+            benchmark.name,
+            help=f"{benchmark.title} ({benchmark.task}; paper: {paper})",
+            description=f"{benchmark.title}: {benchmark.task}, scored as in the ImageBind paper (paper: {paper}). "
+            f"--root is the folder the dataset unpacks to:\n\n{layout}\n\n{benchmark.notes}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_argument("--root", required=True, help="the dataset folder, as its publisher ships it")
+        command.add_argument("--classes", default=None, help="class names, one per line in label order "
+                             "(`a | b` gives a class several prompt names); replaces the built-in list")  # fmt: skip
+        if benchmark.probe is not None:
+            command.add_argument("--few-shot", type=int, nargs="+", default=[], metavar="K",
+                                 help="also train linear probes on K examples per class (the paper: 1 2 4 8)")  # fmt: skip
+        _add_runner_options(command)
+        command.set_defaults(func=_eval_benchmark, few_shot=[])
 
     world = sub.add_parser(
         "world",

@@ -20,10 +20,14 @@ OFFICIAL_EMBED_DIM = 768  # the reference constructor's default `out_embed_dim`
 
 @dataclass
 class ModelConfig:
-    """A model: the joint embedding dim and one encoder config per modality (any subset of them)."""
+    """A model: the joint embedding dim, one encoder config per modality (any subset of them), and the options
+    of the input transforms its towers expect, per input kind (`inputs`: e.g. {"audio": {"sample_rate": 16000,
+    "num_mel_bins": 128, ...}}; a kind not listed uses its transform's defaults). Evaluation builds every
+    transform from them, so a model trained on other inputs is evaluated on its own."""
 
     embed_dim: int
     encoders: dict[str, EncoderConfig] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def modalities(self) -> list[str]:
@@ -36,15 +40,25 @@ class ModelConfig:
         missing = [m for m in modalities if m not in self.encoders]
         if missing:
             raise ValueError(f"modalities {missing} are not in this config (it has {self.modalities})")
-        return ModelConfig(self.embed_dim, {m: self.encoders[m] for m in modalities})
+        kinds = {kind.name for m in modalities for kind in get_modality(m).inputs}
+        inputs = {kind: options for kind, options in self.inputs.items() if kind in kinds}
+        return ModelConfig(self.embed_dim, {m: self.encoders[m] for m in modalities}, inputs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"embed_dim": self.embed_dim, "encoders": {m: c.to_dict() for m, c in self.encoders.items()}}
+        data: dict[str, Any] = {"embed_dim": self.embed_dim}
+        data["encoders"] = {m: c.to_dict() for m, c in self.encoders.items()}
+        if self.inputs:
+            data["inputs"] = {kind: dict(options) for kind, options in self.inputs.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         encoders = {m: get_modality(m).config_cls.from_dict(c) for m, c in data["encoders"].items()}
-        return cls(int(data["embed_dim"]), encoders)
+        return cls(int(data["embed_dim"]), encoders, {k: dict(v) for k, v in data.get("inputs", {}).items()})
+
+    def input_options(self, kind: str) -> dict[str, Any]:
+        """The options this model's transform of input kind `kind` takes (lists back to tuples)."""
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in self.inputs.get(kind, {}).items()}
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)

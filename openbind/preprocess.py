@@ -17,17 +17,19 @@ For large jobs, `loader(kind, items, num_workers=N)` decodes in worker processes
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import torch
 
+from openbind.config import ModelConfig
 from openbind.data.items import loader
-from openbind.modalities import all_modalities, get_input, input_names
+from openbind.modalities import all_modalities, get_input, get_modality, input_names
 from openbind.modalities.batch import BatchResult, OnError
 
-__all__ = ["load", "loader", "transform_for"]
+__all__ = ["load", "loader", "record_inputs", "transform_for", "transform_options"]
 
 
 def load(kind: str, items: Any, *, on_error: OnError = "raise", **options: Any) -> torch.Tensor | BatchResult:
@@ -38,6 +40,27 @@ def load(kind: str, items: Any, *, on_error: OnError = "raise", **options: Any) 
 def transform_for(kind: str, **options: Any) -> Callable[..., torch.Tensor]:
     """The per-item transform of an input kind (its reference defaults, overridden by `options`)."""
     return get_input(kind).transform(**options)
+
+
+def transform_options(kind: str, **options: Any) -> dict[str, Any]:
+    """Every option of an input kind's transform, its defaults filled in (JSON values): what a model directory
+    records, so that the model is later fed exactly what it was trained or converted with."""
+    transform = get_input(kind).transform(**options)
+    transform = getattr(transform, "transform", transform)  # a FirstClip wrapper holds the configured transform
+    if not dataclasses.is_dataclass(transform):
+        return dict(options)
+    return {f.name: _jsonable(getattr(transform, f.name)) for f in dataclasses.fields(transform)}
+
+
+def record_inputs(config: ModelConfig) -> ModelConfig:
+    """`config` with the full options of every input kind of its towers (see `transform_options`)."""
+    kinds = [kind.name for modality in config.encoders for kind in get_modality(modality).inputs]
+    inputs = {kind: transform_options(kind, **config.input_options(kind)) for kind in kinds}
+    return dataclasses.replace(config, inputs=inputs)
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def __getattr__(name: str) -> Callable[..., Any]:

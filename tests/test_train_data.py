@@ -16,7 +16,8 @@ from openbind.modalities.depth.transform import DepthTransform
 from openbind.data.manifest import read_manifest, write_manifest
 from openbind.data.readers import read_audioset, read_ego4d, read_llvip, read_sunrgbd
 from openbind.modalities.batch import ItemFailure
-from openbind.train.cache import EmbeddingCache, module_fingerprint, transform_signature
+from openbind.data.items import transform_signature
+from openbind.train.cache import EmbeddingCache, module_fingerprint
 from openbind.train.loader import make_loader
 from openbind.train.pairs import ConcatPairs, PairDataset, collate_pairs, replication_order
 from openbind.train.sampler import MixedPairBatchSampler, PairKey

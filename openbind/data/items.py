@@ -7,6 +7,7 @@ of files never stops for one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -87,3 +88,9 @@ def loader(
     process shares it any more (`openbind.data.shared_batches`): keeping a batch is safe, it just costs new memory."""
     dataset = ItemDataset(kind, items, transform or get_input(kind).transform(**options))
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_items)
+
+
+def transform_signature(transform: Callable[..., Any]) -> str:
+    """A short hash of a transform's repr: dataclass transforms give the same signature for the same settings.
+    Anything whose repr holds a memory address (a lambda) gets a new signature every run, which is safe."""
+    return hashlib.sha256(repr(transform).encode()).hexdigest()[:16]

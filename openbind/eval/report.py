@@ -235,15 +235,10 @@ def _seconds_table(data: Mapping[str, Any]) -> list[str]:
 
 def _write_plots(out_dir: Path, data: Mapping[str, Any]) -> list[tuple[str, Path]]:
     """The PNGs with their captions; raises ImportError without matplotlib."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     def save(fig: Figure, name: str, caption: str) -> None:
-        FigureCanvasAgg(fig)  # the Agg canvas: no display, and no change to pyplot's global backend
-        path = out_dir / name
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        images.append((caption, path))
+        images.append((caption, save_figure(fig, out_dir / name)))
 
     images: list[tuple[str, Path]] = []
     rows = {m: r for m, r in _zero_shot_rows(data).items() if _is_number(r["top1"])}
@@ -264,7 +259,7 @@ def _write_plots(out_dir: Path, data: Mapping[str, Any]) -> list[tuple[str, Path
         save(fig, "zero_shot_top1.png", "Zero-shot top-1 accuracy per modality against chance")
     for modality, r in _zero_shot_rows(data).items():
         if isinstance(r["confusion"], list) and r["confusion"]:
-            fig = _confusion_figure(Figure, r["confusion"], r["classnames"], modality)
+            fig = confusion_figure(Figure, r["confusion"], r["classnames"], modality)
             save(fig, f"confusion_{_slug(modality)}.png", f"Confusion matrix, {modality}")
     points = {
         name: [p for p in curve if isinstance(p, list) and len(p) == 2 and all(map(_is_number, p))]
@@ -285,7 +280,17 @@ def _write_plots(out_dir: Path, data: Mapping[str, Any]) -> list[tuple[str, Path
     return images
 
 
-def _confusion_figure(figure_cls: Any, matrix: list[list[int]], classnames: Any, modality: str) -> Any:
+def save_figure(figure: Any, path: Path) -> Path:
+    """A matplotlib Figure as a PNG, written atomically on the Agg canvas (no display, pyplot untouched)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    return path
+
+
+def confusion_figure(figure_cls: Any, matrix: list[list[int]], classnames: Any, modality: str) -> Any:
     """Row-normalized heatmap (each true class sums to 1), counts written in the cells when they fit."""
     size = len(matrix)
     fig = figure_cls(figsize=(min(2 + 0.5 * size, 14), min(1.5 + 0.5 * size, 13)))

@@ -38,8 +38,10 @@ class InputKind:
 
     `transform(**options)` builds the per-item transform with the reference's inference defaults (options
     override them); `load(items, on_error=..., **options)` runs it over a batch (one item or a list) and returns
-    the stacked tensor, or a `BatchResult` with `on_error="skip"`. `train_transform()` is the per-item input of
-    one training pair (one clip where inference averages several; None: `transform()`). `holds_files` is False
+    the stacked tensor, or a `BatchResult` with `on_error="skip"`. `train_transform(**options)` is the per-item
+    input of one training pair (one clip where inference averages several; None: `transform(**options)`).
+    `evaluation` holds the options the paper's evaluation protocol sets on top of a model's (audio: clips that
+    cover the whole recording). `holds_files` is False
     where a manifest cell holds the input itself (a caption), and `batched` is True where `load` is faster on
     whole lists than the per-item transform (the tokenizer).
     """
@@ -47,13 +49,14 @@ class InputKind:
     name: str
     transform: Callable[..., ItemTransform]
     load: Callable[..., Any]
-    train_transform: Callable[[], ItemTransform] | None = None
+    train_transform: Callable[..., ItemTransform] | None = None
     suffixes: tuple[str, ...] = ()
     holds_files: bool = True
     batched: bool = False
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
-    def training_transform(self) -> ItemTransform:
-        return self.train_transform() if self.train_transform is not None else self.transform()
+    def training_transform(self, **options: Any) -> ItemTransform:
+        return self.train_transform(**options) if self.train_transform is not None else self.transform(**options)
 
 
 @dataclass(frozen=True)

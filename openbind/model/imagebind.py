@@ -109,7 +109,8 @@ class ImageBind(nn.Module):
         `model.embed(text=["a dog"], vision=["dog.jpg"], audio=[...], video=["clip.mp4"])`: each key is a
         modality or one of its input kinds (video goes through the vision tower), and the result has the same
         keys. Tensors are used as model inputs; anything else (strings, paths, bytes, arrays) goes through the
-        input kind's processor (`openbind.preprocess`): the model itself never decodes. `None` is skipped.
+        input kind's processor (`openbind.preprocess`, with the transform options this model records): the model
+        itself never decodes. `None` is skipped.
         """
         from openbind import preprocess
         from openbind.modalities import modality_of
@@ -123,7 +124,7 @@ class ImageBind(nn.Module):
             modality = modality_of(kind).name
             self._encoder(modality)
             if not isinstance(value, torch.Tensor):
-                value = preprocess.load(kind, value)
+                value = preprocess.load(kind, value, **self.config.input_options(kind))
             out[kind] = self.encode(modality, value.to(device))
         return out
 

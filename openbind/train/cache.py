@@ -19,17 +19,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from openbind.data.items import ItemDataset, collate_items
+from openbind.data.items import ItemDataset, collate_items, transform_signature
 from openbind.train.pairs import PairDataset
 from openbind.utils import atomic_open, atomic_path
 
 logger = logging.getLogger("openbind")
-
-def transform_signature(transform: Callable[..., Any]) -> str:
-    """A short hash of a transform's repr: dataclass transforms give the same signature for the same settings.
-    Anything whose repr holds a memory address (a lambda) gets a new signature every run, which is safe."""
-    return hashlib.sha256(repr(transform).encode()).hexdigest()[:16]
-
 
 def module_fingerprint(module: nn.Module) -> str:
     """sha256 of a module's state (names, dtypes, shapes, values): changes whenever its weights do."""

@@ -46,13 +46,18 @@ def replication_order(num_rows: int, replication: float, seed: int = 0) -> np.nd
     return np.concatenate([np.tile(np.arange(num_rows), whole), extra]).astype(np.int64)
 
 
+def _tuples(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+
+
 class PairDataset(Dataset):
     """(anchor, other) pairs of one manifest: item i -> {"anchor": Tensor, "other": Tensor, "index": row}.
 
     `index` is the manifest row (what an `EmbeddingCache` is keyed by), not i. Only rows that have both
     modalities are used. `anchor` is "image" or "video" (the frozen towers' inputs); `other` is any other
     input kind, "text" giving token ids. `transforms` maps an input kind to its callable, overriding the
-    manifest's layout transforms and then the input kind's training transform. `replication` repeats the dataset
+    manifest's layout transforms and then the input kind's training transform (with `options[kind]`, a model's
+    recorded transform options). `replication` repeats the dataset
     per epoch (the paper's Table 9: 1.25 AudioSet, 50 SUN RGB-D, 25 LLVIP, 1 Ego4D; see `replication_order`).
 
     `load_anchor=False` skips the anchor file ("anchor" is None): for when an `EmbeddingCache` holds the frozen
@@ -70,6 +75,7 @@ class PairDataset(Dataset):
         *,
         load_anchor: bool = True,
         seed: int = 0,
+        options: dict[str, dict[str, Any]] | None = None,
     ):
         if anchor not in anchor_kinds():
             raise ValueError(f"anchor must be one of {anchor_kinds()}, got {anchor!r}")
@@ -84,7 +90,11 @@ class PairDataset(Dataset):
         if not self.rows:
             raise OpenBindInputError(manifest.name(), f"no row has both {anchor} and {other}")
         chosen = {**manifest.transforms, **(transforms or {})}
-        self.transforms = {m: chosen[m] if m in chosen else get_input(m).training_transform() for m in (anchor, other)}
+        options = options or {}
+        self.transforms = {
+            m: chosen[m] if m in chosen else get_input(m).training_transform(**_tuples(options.get(m, {})))
+            for m in (anchor, other)
+        }
         self.replication = replication
         self.load_anchor = load_anchor
         self._order = replication_order(len(self.rows), replication, seed)

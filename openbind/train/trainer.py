@@ -32,6 +32,7 @@ from openbind.data.manifest import read_manifest
 from openbind.factory import create_model
 from openbind.modalities import IMAGE_TOWER, get_modality
 from openbind.model.imagebind import ImageBind
+from openbind.preprocess import record_inputs
 from openbind.train.augment import crop_flip
 from openbind.train.cache import EmbeddingCache, fill_cache, module_fingerprint
 from openbind.train.config import TrainConfig, parse_finetune
@@ -151,7 +152,7 @@ class Trainer:
             replication = config.replication[i] if config.replication else 1.0
             dataset = PairDataset(
                 read_manifest(path), config.anchor, config.modality, replication=replication,
-                load_anchor=not self._uses_cache, seed=config.seed,
+                load_anchor=not self._uses_cache, seed=config.seed, options=self.model.config.inputs,
             )  # fmt: skip
             if config.preload:
                 dataset = PreloadedPairs(dataset, config.num_workers, self._show, Path(path).name)
@@ -356,7 +357,7 @@ class Trainer:
         target = self.out / "model"
         if self.dist.is_main:
             merge_lora(self.model)
-            save_checkpoint(self.model.state_dict(), self.model.config, target)
+            save_checkpoint(self.model.state_dict(), record_inputs(self.model.config), target)
             plot_curves(self.out / "log.jsonl", self.out / "curves.png")
         barrier()
         return target

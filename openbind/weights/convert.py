@@ -8,6 +8,7 @@ import torch
 
 from openbind.factory import get_model_config
 from openbind.model.imagebind import ImageBind
+from openbind.preprocess import record_inputs
 from openbind.weights.checkpoint import read_state_dict, save_checkpoint
 from openbind.weights.official import check_state_dict, convert_official_state_dict
 
@@ -26,4 +27,4 @@ def convert_official_checkpoint(
     converted, problems = convert_official_state_dict(state, config)
     with torch.device("meta"):
         check_state_dict(ImageBind(config), converted, problems)
-    return save_checkpoint(converted, config, out_dir, whole=whole, per_modality=per_modality)
+    return save_checkpoint(converted, record_inputs(config), out_dir, whole=whole, per_modality=per_modality)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import torch
 
+from openbind.eval.fewshot import ProbeRecipe
+
 Task = Literal["classification", "multilabel", "retrieval"]
 ItemTransform = Callable[..., torch.Tensor]
 
@@ -29,11 +31,13 @@ class TestSet:
 
     Classification: `labels[i]` is the class index of item i, `classes[c]` the prompt names of class c (several
     names: the class scores the max over them) and `class_names[c]` its display name. Multi-label: `labels[i]` is
-    a list of class indices. Retrieval: `queries` are the texts, `query_targets[q]` the item indices query q
+    a list of class indices. Retrieval: `queries` are the texts, `query_targets[q]` the index of the item query q
     should find. `groups[i]` splits the items for per-group scores (ESC-50's folds). `skipped` lists the rows that
     could not be used (a missing file) with the reason; `choices` records what the protocol leaves open and what
     this reader chose (seeds, splits, dropped items).
     """
+
+    __test__ = False  # not a pytest test class, whatever its name
 
     kind: str
     items: list[Any]
@@ -41,7 +45,7 @@ class TestSet:
     classes: list[list[str]] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
-    query_targets: list[list[int]] = field(default_factory=list)
+    query_targets: list[int] = field(default_factory=list)
     groups: list[Any] | None = None
     keys: list[str] | None = None
     transform: Callable[[dict[str, Any]], ItemTransform] | None = None
@@ -59,7 +63,8 @@ class Benchmark:
     `layout` is the folder tree `--root` points at, as the publisher ships it (shown by `openbind eval list` and
     in docs/evaluation.md); `paper` the paper's numbers for the benchmark's metrics (percent), `chance` the chance
     level (percent); `default_classes` the built-in class list where the protocol has one (`--classes` replaces
-    it). `kinds` are the input kinds it evaluates (MSR-VTT: video, audio and their sum).
+    it). `probe` is the few-shot recipe where the paper has one (then the probes train on `read_train(root,
+    classes)`, the benchmark's train split, or where that is None on every group but the first, which is tested).
     """
 
     name: str
@@ -70,7 +75,8 @@ class Benchmark:
     paper: dict[str, float]
     chance: float | None = None
     metric: str = "top1"
-    few_shot: bool = False
+    probe: ProbeRecipe | None = None
+    read_train: Callable[..., TestSet] | None = None
     notes: str = ""
 
 

@@ -68,11 +68,11 @@ def audio_transform(**options: Any) -> ItemTransform:
     return AudioTransform(**options)
 
 
-def audio_train_transform() -> ItemTransform:
+def audio_train_transform(**options: Any) -> ItemTransform:
     """One 2 s clip from the start: the span a video clip of the same file covers."""
     from openbind.modalities.batch import FirstClip
 
-    return FirstClip(audio_transform(clips_per_file=1))
+    return FirstClip(audio_transform(**{**options, "clips_per_file": 1, "sampler": "reference"}))
 
 
 def load_audios(items: Any, *, on_error: OnError = "raise", **options: Any) -> Any:
@@ -85,7 +85,12 @@ AUDIO = register_modality(
     Modality(
         name="audio",
         config_cls=AudioConfig,
-        inputs=(InputKind("audio", audio_transform, load_audios, audio_train_transform, suffixes=AUDIO_SUFFIXES),),
+        inputs=(
+            InputKind(
+                "audio", audio_transform, load_audios, audio_train_transform, suffixes=AUDIO_SUFFIXES,
+                evaluation={"sampler": "paper"},
+            ),
+        ),  # fmt: skip
         official_keys={
             "modality_preprocessors.audio.cls_token": "stem.cls_token",
             "modality_preprocessors.audio.rgbt_stem.proj.weight": "stem.proj.weight",

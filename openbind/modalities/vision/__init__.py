@@ -118,11 +118,11 @@ def video_transform(**options: Any) -> ItemTransform:
     return VideoTransform(**options)
 
 
-def video_train_transform() -> ItemTransform:
+def video_train_transform(**options: Any) -> ItemTransform:
     """One 2 s clip from the start, center crop: the frames that a training pair's other file covers."""
     from openbind.modalities.batch import FirstClip
 
-    return FirstClip(video_transform(clips_per_video=1, crops=1))
+    return FirstClip(video_transform(**{**options, "clips_per_video": 1, "crops": 1}))
 
 
 def load_videos(items: Any, *, on_error: OnError = "raise", **options: Any) -> Any:
