@@ -43,3 +43,13 @@ def test_cpu_scaling_control_runs():
     assert result.returncode == 0, result.stderr[-3000:]
     for kernel in ("python", "matmul", "copy-16MB", "copy-256MB"):
         assert f"{kernel} " in result.stdout, result.stdout
+
+
+def test_eval_input_benchmark_runs():
+    result = subprocess.run(
+        [sys.executable, "bench_eval_inputs.py", "--quick", "--workers", "1", "2"],
+        cwd=BENCHMARKS, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in ("esc50 (audio", "sun-d (depth", "k400 (video", "DataLoader 2 workers", "1 process, 1 thread"):
+        assert row in result.stdout, result.stdout
