@@ -183,3 +183,19 @@ def test_results_table2_and_cli_write_files(model_dir, toy_benchmarks, tmp_path,
     assert "12 of 14 items (2 skipped)" in printed and "few-shot k=1" in printed
     assert cli.main(["eval", "list"]) == 0
     assert "toy-colours: Toy colours, classification, paper top1 50.0 (few-shot probes" in capsys.readouterr().out
+
+
+def test_a_model_is_fed_with_the_transform_options_it_records(model_dir, images, toy_benchmarks, tmp_path):
+    """A model recording 64-pixel images is embedded and evaluated on 64-pixel images."""
+    from openbind.modalities.vision.transform import ImageTransform
+
+    model = openbind.create_model(str(model_dir))
+    model.config.inputs["image"] = {"size": 64}
+    small = tmp_path / "small"
+    save_checkpoint(model.state_dict(), model.config, small)
+    _, paths, _ = images
+    reloaded = openbind.create_model(str(small))
+    expected = reloaded.encode("vision", torch.stack([ImageTransform(size=64)(p) for p in paths[:2]]))
+    assert torch.allclose(reloaded.embed(image=paths[:2])["image"], expected, atol=1e-6)
+    result = _runner(small, tmp_path).run("toy-colours", tmp_path)
+    assert result["transform"]["size"] == 64

@@ -178,7 +178,9 @@ def test_bind_and_evaluate_through_the_api(glyph_data, aligned, tmp_path):
     assert losses[-1] < losses[0]  # the new tower learned to match its images
     model = openbind.create_model(str(run))
     assert model.modalities == ["vision", "text", "audio", "depth", "thermal", "imu", "glyph"]
-    assert openbind.get_model_config(str(model_dir)).encoders["glyph"].values == VALUES
+    recorded = openbind.get_model_config(str(model_dir))
+    assert recorded.encoders["glyph"].values == VALUES
+    assert recorded.inputs["glyph"] == {"values": VALUES} and recorded.inputs["audio"]["sample_rate"] == 16000
     manifest = read_manifest(glyph_data["test"])
     embeddings = model.embed(glyph=[row["glyph"] for row in manifest.rows], image=[row["image"] for row in manifest.rows])
     assert embeddings["glyph"].shape == embeddings["image"].shape
