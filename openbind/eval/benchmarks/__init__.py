@@ -18,3 +18,6 @@ __all__ = [
     "get_benchmark",
     "register_benchmark",
 ]
+
+# The paper's benchmarks register themselves on import.
+from openbind.eval.benchmarks import imagenet, places365, kinetics, msrvtt  # noqa: E402, F401, I001

@@ -211,7 +211,7 @@ class Runner:
                 F.normalize((1 - weight) * vector + weight * sound[item], dim=-1) if item in sound else vector
                 for item, vector in zip(embedded.kept, embedded.tensor, strict=True)
             ])  # fmt: skip
-            results["audio+video"] = recall_at_k(queries, combined, query_ids, embedded.kept, ks=RECALL_KS)
+            results["A+V"] = recall_at_k(queries, combined, query_ids, embedded.kept, ks=RECALL_KS)
             details["videos_with_sound"] = len(sound)
         metrics = {}
         for name, values in results.items():
