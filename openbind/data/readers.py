@@ -5,6 +5,7 @@ AudioSet (video + audio) and Ego4D-style clips (video + IMU)."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,21 +103,8 @@ def read_audioset(
     available = {p.stem: p for p in _files(media_dir, get_input("audio").suffixes)}
     available.update({p.stem: p for p in _files(media_dir, get_input("video").suffixes)})  # a video wins: it has both
     rows, absent = [], []
-    with open(segments_csv, newline="", encoding="utf-8") as f:
-        lines = [line for line in f if line.strip() and not line.lstrip().startswith("#")]
-    for line_number, fields in enumerate(csv.reader(lines, skipinitialspace=True), start=1):
-        if len(fields) != 4:
-            raise OpenBindInputError(
-                str(segments_csv), f"data row {line_number}: expected 4 fields, got {len(fields)}"
-            )
-        ytid, start, end, labels = (x.strip() for x in fields)
-        candidates = [f"{ytid}_{start}"]
-        try:
-            candidates.append(f"{ytid}_{int(float(start))}")
-        except ValueError:
-            raise OpenBindInputError(
-                str(segments_csv), f"data row {line_number}: start {start!r} is not a number"
-            ) from None
+    for line_number, ytid, start, end, labels in audioset_segments(segments_csv):
+        candidates = [f"{ytid}_{start}", f"{ytid}_{int(float(start))}"]
         media = next((available[c] for c in candidates if c in available), None)
         if media is None:
             absent.append(f"data row {line_number}: no file {candidates[0]}.* or {candidates[-1]}.* in {media_dir}")
@@ -132,6 +120,27 @@ def read_audioset(
     manifest = from_rows(rows, media_dir)
     manifest.skipped = absent
     return manifest
+
+
+def audioset_segments(segments_csv: Path) -> list[tuple[int, str, str, str, str]]:
+    """The rows of an AudioSet segments CSV as `(data row number, YTID, start, end, labels)`, fields as written
+    (`labels`: the comma-separated label ids). Lines starting with '#' are comments; fields are separated by
+    `", "` and the label list is quoted. A row that is not 4 fields or whose start is not a number raises."""
+    with open(segments_csv, newline="", encoding="utf-8") as f:
+        lines = [line for line in f if line.strip() and not line.lstrip().startswith("#")]
+    segments = []
+    for line_number, fields in enumerate(csv.reader(lines, skipinitialspace=True), start=1):
+        if len(fields) != 4:
+            raise OpenBindInputError(
+                str(segments_csv), f"data row {line_number}: expected 4 fields, got {len(fields)}"
+            )
+        ytid, start, end, labels = (x.strip() for x in fields)
+        if not is_seconds(start):
+            raise OpenBindInputError(
+                str(segments_csv), f"data row {line_number}: start {start!r} is not a time in seconds"
+            )
+        segments.append((line_number, ytid, start, end, labels))
+    return segments
 
 
 def read_ego4d(root: str | os.PathLike) -> Manifest:
@@ -156,6 +165,14 @@ def read_ego4d(root: str | os.PathLike) -> Manifest:
     if not videos:
         raise OpenBindInputError(str(root), "no <uid>.mp4 + <uid>.csv pairs found")
     return from_rows([{"video": str(videos[u]), "imu": str(imus[u]), "uid": u} for u in sorted(videos)], root)
+
+
+def is_seconds(text: str) -> bool:
+    """Whether a CSV's start or end field is a time: a finite number of seconds >= 0."""
+    try:
+        return math.isfinite(float(text)) and float(text) >= 0
+    except ValueError:
+        return False
 
 
 def _directory(path: str | os.PathLike) -> Path:
