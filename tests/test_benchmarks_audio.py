@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from openbind.eval.fewshot import ProbeRecipe
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.audioset import read_audiocaps, read_audioset
 from openbind.eval.benchmarks.base import get_benchmark
@@ -127,7 +128,7 @@ def test_esc50(esc50):
         assert test.classes == [["dog"], ["door wood knock"], ["chirping birds"]]
         assert test.skipped == [f"row 5: no file {esc50.resolve() / 'audio' / '3-110389-A-14.wav'}"]
     benchmark = get_benchmark("esc50")
-    assert benchmark.few_shot and benchmark.paper == {"top1": 66.9} and benchmark.chance == 2.0
+    assert benchmark.probe == ProbeRecipe(lr=1.6e-3, weight_decay=0.05, epochs=50) and benchmark.paper == {"top1": 66.9} and benchmark.chance == 2.0
 
 
 def test_esc50_classes_override(esc50):
