@@ -109,6 +109,7 @@ def test_classification_matches_a_by_hand_zero_shot_and_reports_skips(model_dir,
                                 "classes": 3, "queries": 0}  # fmt: skip
     assert result["skipped"][0] == "row 14: no file missing.png" and "broken.png" in result["skipped"][1]
     assert result["choices"] == {"rule": "toy", "templates": 2}
+    assert result["chance"] == pytest.approx(100 / 3) and result["paper_chance"] == 33.3
     assert len(result["confusion"]) == 3 and sum(map(sum, result["confusion"])) == 12
 
 

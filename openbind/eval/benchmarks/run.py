@@ -130,7 +130,8 @@ class Runner:
             "metric": benchmark.metric,
             "metrics": metrics,
             "paper": benchmark.paper,
-            "chance": benchmark.chance,
+            "chance": details.pop("chance"),
+            "paper_chance": benchmark.chance,
             "counts": {
                 "items": len(test_set.items) + len(test_set.skipped),
                 "evaluated": len(embedded.kept),
@@ -161,7 +162,10 @@ class Runner:
         labels = [test_set.labels[i] for i in embedded.kept]
         result = ZeroShotResult.from_scores(scores, labels, test_set.class_names)
         metrics = {"top1": 100 * result.top1, "top5": 100 * result.top5, "mean_per_class": 100 * result.mean_per_class}
-        details: dict[str, Any] = {"per_class": dict(zip(test_set.class_names, result.per_class, strict=True))}
+        details: dict[str, Any] = {
+            "per_class": dict(zip(test_set.class_names, result.per_class, strict=True)),
+            "chance": 100 / len(test_set.class_names),
+        }
         if len(test_set.class_names) <= 50:
             details["confusion"] = result.confusion.tolist()
         if test_set.groups is not None:
@@ -182,7 +186,8 @@ class Runner:
         m_ap, per_class = mean_average_precision(scores, positives)
         evaluated = int((~per_class.isnan()).sum())
         per_class_ap = {n: 100 * v for n, v in zip(test_set.class_names, per_class.tolist(), strict=True) if v == v}
-        return {"mAP": 100 * m_ap}, {"per_class_ap": per_class_ap, "classes_with_positives": evaluated}
+        chance = 100 * positives[:, ~per_class.isnan()].float().mean().item()  # a random ranking's AP: the prevalence
+        return {"mAP": 100 * m_ap}, {"per_class_ap": per_class_ap, "classes_with_positives": evaluated, "chance": chance}
 
     def _retrieve(self, test_set: TestSet, embedded: Embedded) -> tuple[dict[str, float], dict[str, Any]]:
         """Text -> items: each query's id is its target item, each gallery item's its own position."""
@@ -195,6 +200,7 @@ class Runner:
         query_ids = [targets[q] for q in usable]
         results = {test_set.kind: recall_at_k(queries, embedded.tensor, query_ids, embedded.kept, ks=RECALL_KS)}
         details: dict[str, Any] = {
+            "chance": 100 / len(embedded.kept),
             "queries_evaluated": len(usable),
             "recall_curve": _recall_curve(queries, embedded.tensor, query_ids, embedded.kept),
         }
