@@ -179,7 +179,7 @@ def test_sun_d_root_variants_and_train_split(sun_root, tmp_path):
     train = read_sun_d_train(sun_root / "SUNRGBD")
     assert train.labels == [SUN_D_SCENES.index("study_space")] and "alltrain" in train.choices["split"]
     bench = get_benchmark("sun-d")
-    assert bench.few_shot and bench.paper == {"top1": 35.1} and bench.chance == 5.26 and "allsplit.mat" in bench.layout
+    assert bench.probe.epochs == 60 and bench.read_train is not None and bench.paper == {"top1": 35.1} and bench.chance == 5.26 and "allsplit.mat" in bench.layout
 
 
 def test_sun_d_class_override_and_broken_layouts(sun_root, tmp_path):

@@ -20,4 +20,6 @@ __all__ = [
 ]
 
 # The paper's benchmarks register themselves on import.
-from openbind.eval.benchmarks import imagenet, places365, kinetics, msrvtt, esc50, audioset, vggsound, clotho  # noqa: E402, F401, I001
+from openbind.eval.benchmarks import (  # noqa: E402, F401, I001
+    imagenet, places365, kinetics, msrvtt, sunrgbd, audioset, vggsound, esc50, llvip, ego4d, clotho,
+)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from openbind.errors import OpenBindInputError
+from openbind.eval.fewshot import ProbeRecipe
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
 from openbind.eval.benchmarks.sensor_common import checked_options, dataset_dir, override_classes, read_mat
 from openbind.modalities.depth.transform import KINECT_BASELINE_M, KINECT_FOCAL_PX, DepthTransform
@@ -410,15 +411,16 @@ or NYU's own files:
 
 register_benchmark(
     Benchmark(
-        name="sun-d", title="SUN-D (SUN RGB-D depth, 19 scenes)", task="classification", read=read_sun_d,
-        layout=SUN_LAYOUT, paper={"top1": 35.1}, chance=5.26, few_shot=True,
-        notes="Depth only. Few-shot runs train on SUN RGB-D's alltrain split (read_sun_d_train).",
+        name="nyu-d", title="NYU-D (NYU Depth v2, 10 scenes)", task="classification", read=read_nyu_d,
+        layout=NYU_LAYOUT, paper={"top1": 54.0}, chance=10.0,
+        notes="Depth only; the class 'other' is scored as the best of NYU's 18 remaining scene types.",
     )
 )  # fmt: skip
 register_benchmark(
     Benchmark(
-        name="nyu-d", title="NYU-D (NYU Depth v2, 10 scenes)", task="classification", read=read_nyu_d,
-        layout=NYU_LAYOUT, paper={"top1": 54.0}, chance=10.0,
-        notes="Depth only; the class 'other' is scored as the best of NYU's 18 remaining scene types.",
+        name="sun-d", title="SUN-D (SUN RGB-D depth, 19 scenes)", task="classification", read=read_sun_d,
+        layout=SUN_LAYOUT, paper={"top1": 35.1}, chance=5.26,
+        probe=ProbeRecipe(lr=1e-2, weight_decay=0.0, epochs=60), read_train=read_sun_d_train,
+        notes="Depth only. Few-shot probes (--few-shot) train on SUN RGB-D's alltrain split of the same 19 scenes.",
     )
 )  # fmt: skip
