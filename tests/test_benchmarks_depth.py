@@ -183,11 +183,13 @@ def test_sun_d_root_variants_and_train_split(sun_root, tmp_path):
 
 
 def test_sun_d_class_override_and_broken_layouts(sun_root, tmp_path):
-    names = [[f"scene {i}", f"place {i}"] for i in range(19)]
+    """--classes names the scene types of a dataset in SUN RGB-D's layout: scenes of other types are left out."""
+    names = [["living room", "a lounge"], ["bedroom"]]
     test = read_sun_d(sun_root, classes=names)
-    assert test.classes == names and test.labels == [1, 15, 3] and test.class_names[1] == "bedroom"
-    with pytest.raises(ValueError, match="19 classes"):
-        read_sun_d(sun_root, classes=names[:18])
+    assert test.classes == names and test.class_names == ["living room", "bedroom"] and test.labels == [1, 0]
+    assert "(3 scenes of other types left out)" in test.choices["split"]  # computer room + 2 non-SUN-D types
+    with pytest.raises(ValueError, match="at least one class"):
+        read_sun_d(sun_root, classes=[])
     with pytest.raises(OpenBindInputError, match="sensor folder"):
         read_sun_d(tmp_path / "SUNRGBD" / "kv1")
     (sun_root / "SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat").unlink()

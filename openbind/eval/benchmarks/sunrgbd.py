@@ -200,7 +200,7 @@ def scene_depth(scene: Path, sensor: str) -> tuple[SceneDepth, bool]:
 
 def _scene_type(scene: Path) -> str:
     try:
-        return scene.joinpath("scene.txt").read_text(encoding="utf-8").strip()
+        return scene.joinpath("scene.txt").read_text(encoding="utf-8").strip().lower().replace(" ", "_")
     except OSError:
         raise _Unusable("no readable scene.txt") from None
 
@@ -236,7 +236,14 @@ def _sun_layout(root: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _read_sun_split(root: str | os.PathLike, classes: list[list[str]] | None, variable: str) -> TestSet:
-    prompts = override_classes(classes, [[scene_prompt(s)] for s in SUN_D_SCENES], "sun-d")
+    """The split's scenes whose scene.txt is a class: SUN-D's 19, or with `classes` (a dataset in this layout
+    with other classes) the scene types those name, matched with '_' and ' ' alike, the first name a class's."""
+    if classes is None:
+        scene_types, prompts = list(SUN_D_SCENES), [[scene_prompt(s)] for s in SUN_D_SCENES]
+    else:
+        if not classes or not all(classes):
+            raise ValueError("--classes needs at least one class, each with a name")
+        scene_types, prompts = [names[0].strip().lower().replace(" ", "_") for names in classes], classes
     sun, split = _sun_layout(root)
     entries = read_mat(split, [variable])[variable]
     if not isinstance(entries, list):
@@ -254,7 +261,7 @@ def _read_sun_split(root: str | os.PathLike, classes: list[list[str]] | None, va
             if not scene.is_dir():
                 raise _Unusable("no such scene folder")
             scene_type = _scene_type(scene)
-            if scene_type not in SUN_D_SCENES:
+            if scene_type not in scene_types:
                 outside[scene_type] += 1
                 continue
             item, fell_back = scene_depth(scene, relative.split("/")[0])
@@ -262,7 +269,7 @@ def _read_sun_split(root: str | os.PathLike, classes: list[list[str]] | None, va
             skipped.append(f"{variable} entry {row} ({relative}): {reason}")
             continue
         items.append(item)
-        labels.append(SUN_D_SCENES.index(scene_type))
+        labels.append(scene_types.index(scene_type))
         if fell_back:
             fallback.append(relative)
     if not items:
@@ -270,11 +277,12 @@ def _read_sun_split(root: str | os.PathLike, classes: list[list[str]] | None, va
             str(sun), f"none of the {len(entries)} scenes of {variable} is usable: {skipped[:3] or 'none is SUN-D'}"
         )
     return TestSet(
-        kind="depth", items=items, labels=labels, classes=prompts, class_names=list(SUN_D_SCENES),
+        kind="depth", items=items, labels=labels, classes=prompts,
+        class_names=list(SUN_D_SCENES) if classes is None else [names[0] for names in classes],
         keys=[item.key() for item in items], transform=DepthItems, skipped=skipped,
         choices={
             "split": f"{variable} of {SPLIT_FILE.as_posix()} ({len(entries)} scenes), kept where scene.txt is one "
-                     f"of the 19 SUN-D types ({sum(outside.values())} scenes of other types left out)",
+                     f"of the {len(scene_types)} class types ({sum(outside.values())} scenes of other types left out)",
             **_depth_choices(fallback),
             "prompts": "scene.txt names with '_' -> ' '",
         },
