@@ -200,3 +200,44 @@ def test_a_model_is_fed_with_the_transform_options_it_records(model_dir, images,
     assert torch.allclose(reloaded.embed(image=paths[:2])["image"], expected, atol=1e-6)
     result = _runner(small, tmp_path).run("toy-colours", tmp_path)
     assert result["transform"]["size"] == 64
+
+
+def test_table2_command_on_tiny_published_layouts(tmp_path, capsys):
+    """`openbind eval table2` over tiny ESC-50 and Clotho folders as published: counts, skipped files, the table."""
+    import soundfile
+
+    from openbind import cli
+
+    torch.manual_seed(0)
+    model = openbind.create_model("imagebind_tiny", modalities=["text", "audio"])
+    save_checkpoint(model.state_dict(), model.config, tmp_path / "model")
+    esc = tmp_path / "ESC-50-master"
+    (esc / "audio").mkdir(parents=True)
+    (esc / "meta").mkdir()
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        name = f"{i % 2 + 1}-{100 + i}-A-{i % 3}.wav"
+        soundfile.write(esc / "audio" / name, rng.normal(0, 0.1, 8000).astype(np.float32), 16000)
+        rows.append(f"{name},{i % 2 + 1},{i % 3},{['dog', 'chirping_birds', 'rain'][i % 3]},False,{100 + i},A")
+    rows.append("2-999-A-0.wav,2,0,dog,False,999,A")  # listed but not shipped: skipped
+    (esc / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    clotho = tmp_path / "clotho"
+    (clotho / "evaluation").mkdir(parents=True)
+    captions = ["file_name,caption_1,caption_2,caption_3,caption_4,caption_5"]
+    for i in range(3):
+        soundfile.write(clotho / "evaluation" / f"Santa Motor {i}.wav", rng.normal(0, 0.1, 8000), 16000)
+        captions.append(f"Santa Motor {i}.wav," + ",".join(f"a motor hums {i} {k}" for k in range(5)))
+    (clotho / "clotho_captions_evaluation.csv").write_text("\n".join(captions) + "\n")
+    roots = tmp_path / "roots.toml"
+    roots.write_text(f'esc50 = "{esc}"\nclotho = "{clotho}"\n')
+    argv = ["eval", "table2", "--roots", str(roots), "--model", str(tmp_path / "model"), "--out", str(tmp_path / "t2"),
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert cli.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| ESC-50 environmental sounds (5 folds) | top1 | 66.9 |" in table and "| 6 | 1 |" in table
+    assert "| Clotho evaluation text-to-audio retrieval | R@1 | 6.0 |" in table and "| 3 | 0 |" in table
+    esc_result = json.loads((tmp_path / "t2" / "esc50.json").read_text())
+    assert esc_result["counts"]["classes"] == 3 and set(esc_result["per_group"]) == {"1", "2"}
+    assert esc_result["chance"] == pytest.approx(100 / 3) and "2-999-A-0.wav" in esc_result["skipped"][0]
+    assert json.loads((tmp_path / "t2" / "clotho.json").read_text())["counts"]["queries"] == 15
