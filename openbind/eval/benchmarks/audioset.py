@@ -11,11 +11,11 @@ from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
 from openbind.eval.benchmarks.layout import (
     MediaFiles,
-    class_list,
+    chosen_classes,
     dataset_root,
-    find_file,
     no_classes,
-    read_table,
+    read_csv,
+    require_files,
     require_items,
 )
 
@@ -26,24 +26,23 @@ _NAMINGS = """\
                               any audio suffix, or a video (.mp4, .mkv, ...) whose sound track is used"""
 
 AUDIOSET_LAYOUT = f"""\
-audioset/                     the folder holding Google's CSVs
+audioset/                     the folder holding Google's CSVs (they may also be anywhere beneath --root)
   eval_segments.csv           # comments, then YTID, start_seconds, end_seconds, "mid1,mid2"
   class_labels_indices.csv    index,mid,display_name (527 rows)
 {_NAMINGS}"""
 
 AUDIOCAPS_LAYOUT = f"""\
 audiocaps/
-  retrieval_test.csv          audiocap_id,youtube_id,start_time,caption (5 captions per clip; also
-                              accepted as AudioCaps_retrieval_dataset/retrieval_test.csv)
+  retrieval_test.csv          audiocap_id,youtube_id,start_time,caption (5 captions per clip; anywhere
+                              beneath --root, e.g. AudioCaps_retrieval_dataset/retrieval_test.csv)
 {_NAMINGS}"""
 
 
 def read_audioset(root: str | os.PathLike, classes: list[list[str]] | None = None) -> TestSet:
     """The segments of eval_segments.csv that have a file; labels: the class indices of their MIDs."""
-    root = dataset_root(root)
-    segments_csv = find_file(root, "eval_segments.csv", layout=AUDIOSET_LAYOUT)
-    index_csv = find_file(root, "class_labels_indices.csv", layout=AUDIOSET_LAYOUT)
-    class_rows = read_table(index_csv, ("index", "mid", "display_name"))
+    root = dataset_root(root, AUDIOSET_LAYOUT)
+    segments_csv, index_csv = require_files(root, ["eval_segments.csv", "class_labels_indices.csv"], AUDIOSET_LAYOUT)
+    class_rows = read_csv(index_csv, ("index", "mid", "display_name"))
     if [row["index"] for row in class_rows] != [str(i) for i in range(len(class_rows))]:
         raise OpenBindInputError(str(index_csv), "the index column must count 0, 1, 2, ... in row order")
     class_of = {row["mid"]: i for i, row in enumerate(class_rows)}
@@ -61,9 +60,9 @@ def read_audioset(root: str | os.PathLike, classes: list[list[str]] | None = Non
             continue
         test.items.append(str(path))
         test.labels.append(sorted({class_of[mid] for mid in mids}))
-    require_items(test.items, test.skipped, segments_csv)
+    require_items(test.items, test.skipped, segments_csv, AUDIOSET_LAYOUT)
     test.class_names = [row["display_name"] for row in class_rows]
-    test.classes = class_list(test.class_names, classes, "audioset")
+    test.classes = chosen_classes(classes, test.class_names, "audioset", f"the index order of {index_csv.name}")
     test.choices = {
         "class names": "display_name as written, one prompt name per class (commas kept: 'Male speech, man speaking')",
         "segments": "those of eval_segments.csv with a file beneath --root (the paper had 19,048)",
@@ -75,11 +74,9 @@ def read_audiocaps(root: str | os.PathLike, classes: list[list[str]] | None = No
     """One item per clip (rows grouped by youtube_id and start_time, in order of first appearance); each
     caption is a query whose target is its clip."""
     no_classes(classes, "audiocaps")
-    root = dataset_root(root)
-    table = find_file(
-        root, "retrieval_test.csv", "AudioCaps_retrieval_dataset/retrieval_test.csv", layout=AUDIOCAPS_LAYOUT
-    )
-    rows = read_table(table, ("youtube_id", "start_time", "caption"))
+    root = dataset_root(root, AUDIOCAPS_LAYOUT)
+    (table,) = require_files(root, ["retrieval_test.csv"], AUDIOCAPS_LAYOUT)
+    rows = read_csv(table, ("youtube_id", "start_time", "caption"))
     media = MediaFiles(root)
     test = TestSet(kind="audio", items=[])
     clip_item: dict[tuple[str, str], int | None] = {}
@@ -101,7 +98,7 @@ def read_audiocaps(root: str | os.PathLike, classes: list[list[str]] | None = No
             continue
         test.queries.append(row["caption"])
         test.query_targets.append([clip_item[clip]])
-    require_items(test.items, test.skipped, table)
+    require_items(test.items, test.skipped, table, AUDIOCAPS_LAYOUT)
     test.choices = {"clips": "rows grouped by (youtube_id, start_time); clips without a file and their captions are "
                     "dropped (the paper had 796 clips)"}  # fmt: skip
     return test

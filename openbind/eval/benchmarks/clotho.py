@@ -4,15 +4,17 @@ each recording from each of its captions (text -> audio)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.layout import MediaFiles, dataset_root, find_file, no_classes, read_table, require_items
+from openbind.eval.benchmarks.layout import dataset_root, find_media, no_classes, read_csv, require_files, require_items
+from openbind.modalities import get_input
 
 LAYOUT = """\
 clotho/
-  clotho_captions_evaluation.csv  file_name,caption_1,...,caption_5
+  clotho_captions_evaluation.csv  file_name,caption_1,...,caption_5 (or anywhere beneath --root)
   evaluation/Santa Motor.wav      the recordings (clotho_audio_evaluation.7z unpacked; names with spaces);
-                                  found by name anywhere beneath, e.g. beside the CSV"""
+                                  found by name anywhere beneath (any audio suffix), e.g. beside the CSV"""
 
 CAPTIONS = tuple(f"caption_{i}" for i in range(1, 6))
 
@@ -20,12 +22,13 @@ CAPTIONS = tuple(f"caption_{i}" for i in range(1, 6))
 def read_clotho(root: str | os.PathLike, classes: list[list[str]] | None = None) -> TestSet:
     """One item per recording of the captions CSV that has a file; each of its captions is one query."""
     no_classes(classes, "clotho")
-    root = dataset_root(root)
-    table = find_file(root, "clotho_captions_evaluation.csv", layout=LAYOUT)
-    files = MediaFiles(root).by_name
+    root = dataset_root(root, LAYOUT)
+    (table,) = require_files(root, ["clotho_captions_evaluation.csv"], LAYOUT)
+    rows = read_csv(table, ("file_name", *CAPTIONS))
+    files = find_media(root, {Path(row["file_name"]).stem for row in rows}, get_input("audio").suffixes)
     test = TestSet(kind="audio", items=[])
-    for number, row in enumerate(read_table(table, ("file_name", *CAPTIONS)), start=1):
-        path = files.get(row["file_name"])
+    for number, row in enumerate(rows, start=1):
+        path = files.get(Path(row["file_name"]).stem)
         if path is None:
             test.skipped.append(f"row {number}: no file {row['file_name']!r}; its captions dropped")
             continue
@@ -36,7 +39,7 @@ def read_clotho(root: str | os.PathLike, classes: list[list[str]] | None = None)
                 continue
             test.queries.append(row[column])
             test.query_targets.append([len(test.items) - 1])
-    require_items(test.items, test.skipped, table)
+    require_items(test.items, test.skipped, table, LAYOUT)
     test.choices = {"queries": "each of the 5 captions of a recording retrieves it among all recordings"}
     return test
 

@@ -20,7 +20,7 @@ import torch
 
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.sensor_common import checked_options, dataset_dir, override_classes
+from openbind.eval.benchmarks.layout import checked_options, chosen_classes, dataset_root
 from openbind.io.imu import ImuRecording, parse_imu_csv
 from openbind.modalities import get_input
 from openbind.modalities.imu.transform import WINDOW_SECONDS
@@ -120,7 +120,7 @@ def read_ego4d_imu(root: str | os.PathLike, classes: list[list[str]] | None = No
         and len(video.get("scenarios") or ()) == 1
     }  # fmt: skip
     scenarios = sorted(set(eligible.values()))
-    prompts = override_classes(classes, [[name] for name in scenarios], "ego4d-imu")
+    prompts = chosen_classes(classes, scenarios, "ego4d-imu", "the scenarios in alphabetical order")
     narrations = _load_json(base / "annotations" / "narration.json")
     held_out = sorted(uid for uid in eligible if in_test_split(uid))
     items: list[ImuWindow] = []
@@ -164,7 +164,7 @@ def read_ego4d_imu(root: str | os.PathLike, classes: list[list[str]] | None = No
 
 def _layout(root: str | os.PathLike) -> tuple[Path, Path]:
     """(the v2 folder, ego4d.json) from Ego4D's v2/ folder or the folder holding it."""
-    root = dataset_dir(root, "Ego4D (its v2/ folder or the folder holding it)")
+    root = dataset_root(root, EGO4D_LAYOUT)
     base = root / "v2" if (root / "v2").is_dir() else root
     metadata = next((p for p in (base / "ego4d.json", base.parent / "ego4d.json") if p.is_file()), None)
     if metadata is None:

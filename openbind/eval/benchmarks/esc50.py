@@ -8,10 +8,17 @@ import os
 from openbind.errors import OpenBindInputError
 from openbind.eval.fewshot import ProbeRecipe
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.layout import class_list, dataset_root, find_file, read_table, require_items
+from openbind.eval.benchmarks.layout import (
+    chosen_classes,
+    dataset_root,
+    prompt_words,
+    read_csv,
+    require_files,
+    require_items,
+)
 
 LAYOUT = """\
-ESC-50-master/            the GitHub archive unpacked (or a clone); --root may also be the folder holding it
+ESC-50-master/            the GitHub archive unpacked (or a clone); --root may also be a folder above it
   meta/esc50.csv          filename,fold,target,category,esc10,src_file,take (1-100032-A-0.wav,1,0,dog,...)
   audio/1-100032-A-0.wav  2,000 clips of 5 s ({fold}-{clip id}-{take}-{target}.wav)"""
 
@@ -19,9 +26,9 @@ ESC-50-master/            the GitHub archive unpacked (or a clone); --root may a
 def read_esc50(root: str | os.PathLike, classes: list[list[str]] | None = None) -> TestSet:
     """Every clip of meta/esc50.csv, labelled by `target`, grouped by `fold`; the class names are the
     `category` of each target, snake_case turned into words."""
-    meta = find_file(dataset_root(root), "meta/esc50.csv", layout=LAYOUT)
+    (meta,) = require_files(dataset_root(root, LAYOUT), ["meta/esc50.csv"], LAYOUT)
     audio = meta.parent.parent / "audio"
-    rows = read_table(meta, ("filename", "fold", "target", "category"))
+    rows = read_csv(meta, ("filename", "fold", "target", "category"))
     categories: dict[int, str] = {}
     test = TestSet(kind="audio", items=[], groups=[])
     for number, row in enumerate(rows, start=1):
@@ -44,9 +51,9 @@ def read_esc50(root: str | os.PathLike, classes: list[list[str]] | None = None) 
         test.groups.append(fold)
     if sorted(categories) != list(range(len(categories))):
         raise OpenBindInputError(str(meta), f"targets must be 0..N-1, got {sorted(categories)}")
-    require_items(test.items, test.skipped, meta)
-    test.class_names = [categories[t].replace("_", " ").strip() for t in range(len(categories))]
-    test.classes = class_list(test.class_names, classes, "esc50")
+    require_items(test.items, test.skipped, meta, LAYOUT)
+    test.class_names = [prompt_words(categories[t]) for t in range(len(categories))]
+    test.classes = chosen_classes(classes, test.class_names, "esc50", "target order")
     test.choices = {
         "class names": "each target's category with '_' as spaces (chirping_birds -> chirping birds)",
         "groups": "the fold (1-5) of each clip: top-1 per fold of 400 and the mean of the five",

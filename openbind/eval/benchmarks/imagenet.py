@@ -16,11 +16,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, read_class_file, register_benchmark
-from openbind.eval.benchmarks.locate import chosen_classes, dataset_root, find_media, find_named, read_csv
+from openbind.eval.benchmarks.layout import (
+    chosen_classes,
+    dataset_root,
+    find_media,
+    find_named,
+    read_csv,
+    read_mat,
+    require_items,
+)
 from openbind.modalities import get_input
 
 CLASSES_DIR = Path(__file__).resolve().parent / "classes"
@@ -49,7 +55,7 @@ def read_in1k(root: str | Path, classes: list[list[str]] | None = None) -> TestS
     root = dataset_root(root, LAYOUT)
     wnids = (CLASSES_DIR / "imagenet_wnids.txt").read_text(encoding="utf-8").split()
     index = {wnid: i for i, wnid in enumerate(wnids)}
-    classes = chosen_classes(classes, read_class_file(CLASSES_DIR / "imagenet.txt"), "sorted wnid order")
+    classes = chosen_classes(classes, read_class_file(CLASSES_DIR / "imagenet.txt"), "in1k", "sorted wnid order")
     folders = _class_folders(root, index)
     if folders is not None:
         items, labels, skipped = folders
@@ -77,8 +83,7 @@ def read_in1k(root: str | Path, classes: list[list[str]] | None = None) -> TestS
                 labels.append(index[wnid])
             else:
                 skipped.append(f"{image}: no {image}.JPEG beneath {root}")
-    if not items:
-        raise OpenBindInputError(str(root), f"none of the validation images was found; expected:\n{LAYOUT}")
+    require_items(items, skipped, root, LAYOUT)
     return TestSet(
         kind="image", items=items, labels=labels, classes=classes, class_names=[c[0] for c in classes],
         skipped=skipped,
@@ -110,14 +115,13 @@ def _class_folders(root: Path, index: dict[str, int]) -> tuple[list[str], list[i
 
 def _devkit_wnids(ground_truth: Path, meta: Path) -> dict[str, str]:
     """Image name -> wnid: line i of the ground truth is the ILSVRC2012_ID of ILSVRC2012_val_{i:08d}."""
-    import scipy.io
-
     try:
-        synsets = np.atleast_1d(scipy.io.loadmat(meta, squeeze_me=True)["synsets"])
-        id_to_wnid = {int(i): str(w) for i, w in zip(synsets["ILSVRC2012_ID"], synsets["WNID"])}
-    except (KeyError, ValueError, TypeError, OSError) as error:
+        synsets = read_mat(meta, ["synsets.ILSVRC2012_ID", "synsets.WNID"])
+        id_to_wnid = {int(i): w for i, w in zip(synsets["synsets.ILSVRC2012_ID"], synsets["synsets.WNID"], strict=True)}
+    except ValueError as error:  # OpenBindInputError included
+        reason = error.reason if isinstance(error, OpenBindInputError) else error
         raise OpenBindInputError(
-            str(meta), f"not the devkit's meta.mat (a struct array `synsets` with ILSVRC2012_ID and WNID): {error}"
+            str(meta), f"not the devkit's meta.mat (a struct array `synsets` with ILSVRC2012_ID and WNID): {reason}"
         ) from None
     wnids = {}
     for number, value in enumerate(ground_truth.read_text(encoding="utf-8").split(), start=1):
@@ -131,7 +135,7 @@ def _kaggle_wnids(solution: Path) -> dict[str, str]:
     """Image name -> wnid: the first wnid of each row's PredictionString (its boxes all have the image's class)."""
     wnids = {}
     for number, row in enumerate(read_csv(solution, ["ImageId", "PredictionString"]), start=2):
-        if not (row["PredictionString"] or "").split():
+        if not row["PredictionString"]:
             raise OpenBindInputError(str(solution), f"line {number}: no wnid in PredictionString")
         wnids[row["ImageId"]] = row["PredictionString"].split()[0]
     return dict(sorted(wnids.items()))

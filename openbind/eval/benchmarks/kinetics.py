@@ -9,7 +9,15 @@ from pathlib import Path
 
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.locate import chosen_classes, dataset_root, find_media, find_named, read_csv
+from openbind.eval.benchmarks.layout import (
+    chosen_classes,
+    dataset_root,
+    find_media,
+    find_named,
+    prompt_words,
+    read_csv,
+    require_items,
+)
 from openbind.modalities import get_input
 
 ANNOTATIONS = ("val.csv", "validate.csv")  # the CVDF mirror's name, then DeepMind's original
@@ -34,10 +42,9 @@ def read_k400(root: str | Path, classes: list[list[str]] | None = None) -> TestS
     else:
         items, names, labels = _from_label_folders(root)
         source, skipped = "label folders, '_' read as a space", []
-    if not items:
-        raise OpenBindInputError(str(root), f"none of the validation videos was found; expected:\n{LAYOUT}")
+    require_items(items, skipped, annotation or root, LAYOUT)
     index = {label: i for i, label in enumerate(labels)}
-    classes = chosen_classes(classes, [[label] for label in labels], "the labels in alphabetical order")
+    classes = chosen_classes(classes, labels, "k400", "alphabetical order of the labels")
     return TestSet(
         kind="video", items=items, labels=[index[n] for n in names], classes=classes,
         class_names=[c[0] for c in classes], skipped=skipped,
@@ -74,7 +81,7 @@ def _from_label_folders(root: Path) -> tuple[list[str], list[str], list[str]]:
     items, names, labels = [], [], []
     for folder in sorted(p for p in parent.iterdir() if p.is_dir()):
         videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
-        labels.append(folder.name.replace("_", " "))
+        labels.append(prompt_words(folder.name))
         items += [str(p) for p in videos]
         names += [labels[-1]] * len(videos)
     if not items:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.sensor_common import checked_options, dataset_dir, override_classes
+from openbind.eval.benchmarks.layout import checked_options, chosen_classes, dataset_root
 from openbind.io.image import open_image
 from openbind.modalities.thermal.transform import ThermalTransform
 
@@ -74,8 +74,8 @@ def _decoded(path: str, max_pixels: int | None) -> Image.Image:
 
 def read_llvip(root: str | os.PathLike, classes: list[list[str]] | None = None) -> TestSet:
     """Every person box of LLVIP's infrared test images, plus one random background box per person box."""
-    prompts = override_classes(classes, LLVIP_CLASSES, "llvip")
-    root = dataset_dir(root, "LLVIP")
+    prompts = chosen_classes(classes, LLVIP_CLASSES, "llvip")
+    root = dataset_root(root, LLVIP_LAYOUT)
     root = root / "LLVIP" if not (root / "infrared").is_dir() and (root / "LLVIP").is_dir() else root
     images_dir, annotations_dir = root / "infrared" / "test", root / "Annotations"
     for folder in (images_dir, annotations_dir):

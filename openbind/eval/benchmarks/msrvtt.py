@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.locate import dataset_root, find_media, read_csv, require_files
+from openbind.eval.benchmarks.layout import dataset_root, find_media, no_classes, read_csv, require_files, require_items
 from openbind.modalities import get_input
 
 TEST_LIST = "MSRVTT_JSFUSION_test.csv"
@@ -30,8 +29,7 @@ LAYOUT = """\
 def read_msrvtt(root: str | Path, classes: list[list[str]] | None = None) -> TestSet:
     """One item per video of the test list that is present, one query per row whose video is present.
     Retrieval has no class list, so `classes` must be None."""
-    if classes is not None:
-        raise ValueError("MSR-VTT is a retrieval benchmark: it has no classes to replace")
+    no_classes(classes, "msrvtt")
     root = dataset_root(root, LAYOUT)
     (test_list,) = require_files(root, [TEST_LIST], LAYOUT)
     rows = read_csv(test_list, ["video_id", "sentence"])
@@ -47,8 +45,7 @@ def read_msrvtt(root: str | Path, classes: list[list[str]] | None = None) -> Tes
             items.append(str(found[video]))
         queries.append(row["sentence"])
         targets.append([index[video]])
-    if not items:
-        raise OpenBindInputError(str(root), f"none of the videos of {TEST_LIST} was found; expected:\n{LAYOUT}")
+    require_items(items, skipped, test_list, LAYOUT)
     return TestSet(
         kind="video", items=items, queries=queries, query_targets=targets, skipped=skipped,
         choices={"queries": f"the sentence of each row of {TEST_LIST}, its video the only target",

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.locate import chosen_classes, dataset_root, find_media, require_files
+from openbind.eval.benchmarks.layout import (
+    chosen_classes,
+    dataset_root,
+    find_media,
+    prompt_words,
+    require_files,
+    require_items,
+)
 from openbind.modalities import get_input
 
 CATEGORIES = "categories_places365.txt"
@@ -31,7 +38,7 @@ def read_places365(root: str | Path, classes: list[list[str]] | None = None) -> 
     root = dataset_root(root, LAYOUT)
     categories, val_list = require_files(root, [CATEGORIES, VAL_LIST], LAYOUT)
     paths = _categories(categories)
-    classes = chosen_classes(classes, [[clean_name(p)] for p in paths], f"the order of {CATEGORIES}")
+    classes = chosen_classes(classes, [clean_name(p) for p in paths], "places365", f"the order of {CATEGORIES}")
     rows = _val_rows(val_list, len(paths))
     found = find_media(root, [Path(name).stem for name, _ in rows], get_input("image").suffixes)
     items, labels, skipped = [], [], []
@@ -42,8 +49,7 @@ def read_places365(root: str | Path, classes: list[list[str]] | None = None) -> 
             continue
         items.append(str(path))
         labels.append(label)
-    if not items:
-        raise OpenBindInputError(str(root), f"none of the images of {VAL_LIST} was found; expected:\n{LAYOUT}")
+    require_items(items, skipped, val_list, LAYOUT)
     return TestSet(
         kind="image", items=items, labels=labels, classes=classes, class_names=[c[0] for c in classes],
         skipped=skipped,
@@ -57,7 +63,7 @@ def clean_name(path: str) -> str:
     parts = path.strip("/").split("/")
     if len(parts) > 1 and len(parts[0]) == 1:
         parts = parts[1:]
-    return " ".join(parts).replace("_", " ")
+    return prompt_words(" ".join(parts))
 
 
 def _categories(path: Path) -> list[str]:

@@ -23,7 +23,15 @@ import torch
 from openbind.errors import OpenBindInputError
 from openbind.eval.fewshot import ProbeRecipe
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.sensor_common import checked_options, dataset_dir, override_classes, read_mat
+from openbind.eval.benchmarks.layout import (
+    checked_options,
+    chosen_classes,
+    dataset_root,
+    find_named,
+    prompt_words,
+    read_mat,
+    require_files,
+)
 from openbind.modalities.depth.transform import KINECT_BASELINE_M, KINECT_FOCAL_PX, DepthTransform
 
 SUN_D_SCENES = (
@@ -59,7 +67,7 @@ NYU_MAT = "nyu_depth_v2_labeled.mat"
 
 def scene_prompt(name: str) -> str:
     """A scene type as words: 'lecture_theatre' -> 'lecture theatre', NYU's 'excercise_room' -> 'exercise room'."""
-    return name.replace("excercise", "exercise").replace("_", " ")
+    return prompt_words(name.replace("excercise", "exercise"))
 
 
 @dataclass(frozen=True)
@@ -220,7 +228,7 @@ def read_sun_d_train(root: str | os.PathLike, classes: list[list[str]] | None = 
 
 def _sun_layout(root: str | os.PathLike) -> tuple[Path, Path]:
     """(the SUNRGBD folder, allsplit.mat) from the folder holding both archives, or SUNRGBD/ itself."""
-    root = dataset_dir(root, "SUN RGB-D (the folder holding SUNRGBD/ and SUNRGBDtoolbox/)")
+    root = dataset_root(root, SUN_LAYOUT)
     sun = root / "SUNRGBD" if (root / "SUNRGBD").is_dir() else root
     if not any((sun / sensor).is_dir() for sensor in SENSOR_BASELINES_M):
         raise OpenBindInputError(
@@ -308,23 +316,19 @@ NYU_CLASS_NAMES = [scene_prompt(s) for s in NYU_MAIN_SCENES] + ["other"]
 def read_nyu_d(root: str | os.PathLike, classes: list[list[str]] | None = None) -> TestSet:
     """NYU-D: the 654 test frames of NYU Depth v2's splits.mat, from SUN RGB-D's `kv1/NYUdata/` copy or from NYU's
     own `nyu_depth_v2_labeled.mat`; 10 classes, the 10th ("other") scored over NYU's 18 remaining scene types."""
-    prompts = override_classes(classes, NYU_CLASSES, "nyu-d")
-    root = dataset_dir(root, "SUN RGB-D or NYU Depth v2")
+    prompts = chosen_classes(classes, NYU_CLASSES, "nyu-d")
+    root = dataset_root(root, NYU_LAYOUT)
     nyudata = next(
         (d for d in (root / "SUNRGBD" / "kv1" / "NYUdata", root / "kv1" / "NYUdata", root / "NYUdata", root)
          if d.name == "NYUdata" and d.is_dir()),
         None,
     )  # fmt: skip
-    mat = None if nyudata is not None else _find_file(root, NYU_MAT)
+    mat = None if nyudata is not None else find_named(root, [NYU_MAT]).get(NYU_MAT)
     if nyudata is None and mat is None:
         raise OpenBindInputError(
-            str(root), f"neither SUN RGB-D's kv1/NYUdata/ nor NYU's {NYU_MAT} found (with NYU's splits.mat beside)"
+            str(root), f"neither SUN RGB-D's kv1/NYUdata/ nor NYU's {NYU_MAT} found; expected:\n{NYU_LAYOUT}"
         )
-    splits = _find_file(root, "splits.mat")
-    if splits is None:
-        raise OpenBindInputError(
-            str(root / "splits.mat"), "NYU Depth v2's splits.mat (testNdxs) not found beneath root"
-        )
+    (splits,) = require_files(root, ["splits.mat"], NYU_LAYOUT)
     scene_types = None if mat is None else read_mat(mat, ["sceneTypes"])["sceneTypes"]
     frames = len(scene_types) if scene_types is not None else NYU_FRAMES
     test = _frame_numbers(read_mat(splits, ["testNdxs"])["testNdxs"], frames, splits)
@@ -372,13 +376,6 @@ def read_nyu_d(root: str | os.PathLike, classes: list[list[str]] | None = None) 
             "prompts": "scene types with '_' -> ' ', NYU's 'excercise' spelled 'exercise'",
         },
     )  # fmt: skip
-
-
-def _find_file(root: Path, name: str) -> Path | None:
-    """`root/name`, else the first file of that name beneath root (in path order)."""
-    if (root / name).is_file():
-        return root / name
-    return next((p for p in sorted(root.rglob(name)) if p.is_file()), None)
 
 
 def _frame_numbers(values: np.ndarray, frames: int, path: Path) -> list[int]:

@@ -9,11 +9,11 @@ import os
 from openbind.data.readers import is_seconds
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import Benchmark, TestSet, register_benchmark
-from openbind.eval.benchmarks.layout import MediaFiles, class_list, dataset_root, find_file, require_items
+from openbind.eval.benchmarks.layout import MediaFiles, chosen_classes, dataset_root, require_files, require_items
 
 LAYOUT = """\
 vggsound/
-  vggsound.csv                    no header: youtube_id,start_seconds,label,train|test (labels with commas quoted)
+  vggsound.csv                    (or anywhere beneath --root) no header: youtube_id,start_seconds,label,train|test (labels with commas quoted)
   any/folders/{id}_000030.mp4     each clip anywhere beneath: {id}_{start:06d} or {id}_{start:06d}_{end:06d},
                                   also {id}_{start}; .wav, .flac, any audio suffix, or a video (.mp4, ...)
                                   whose sound track is used"""
@@ -23,8 +23,8 @@ _SPLITS = ("train", "test")
 
 def read_vggsound(root: str | os.PathLike, classes: list[list[str]] | None = None) -> TestSet:
     """The test rows that have a file; classes: every label of the CSV (both splits) in alphabetical order."""
-    root = dataset_root(root)
-    table = find_file(root, "vggsound.csv", layout=LAYOUT)
+    root = dataset_root(root, LAYOUT)
+    (table,) = require_files(root, ["vggsound.csv"], LAYOUT)
     with open(table, newline="", encoding="utf-8-sig") as f:
         rows = [[field.strip() for field in row] for row in csv.reader(f, skipinitialspace=True) if row]
     if rows and len(rows[0]) == 4 and rows[0][3] not in _SPLITS and not is_seconds(rows[0][1]):
@@ -47,9 +47,9 @@ def read_vggsound(root: str | os.PathLike, classes: list[list[str]] | None = Non
             continue
         test.items.append(str(path))
         test.labels.append(index[label])
-    require_items(test.items, test.skipped, table)
+    require_items(test.items, test.skipped, table, LAYOUT)
     test.class_names = names
-    test.classes = class_list(names, classes, "vggsound")
+    test.classes = chosen_classes(classes, names, "vggsound", "alphabetical order of the labels")
     test.choices = {
         "class names": "the CSV's labels as written, indexed in alphabetical order of all its labels",
         "clips": "the test rows with a file beneath --root (the paper had 14,073)",
