@@ -65,7 +65,7 @@ def choose_index(
     divisors = [m for m in range(1, dim + 1) if dim % m == 0 and m <= max(1, dim // 2)]
     fitting = [m for m in divisors if count * (m + 8) <= memory_budget]
     m = max(fitting) if fitting else min(divisors)
-    bits = max(1, min(8, int(math.log2(max(count, 2)))))  # a tiny set cannot train 256 centroids per part
+    bits = max(1, min(8, int(math.log2(max(count // 39, 2)))))  # 39 training points per centroid, as for IVF
     return {**spec, "factory": f"IVF{nlist},PQ{m}x{bits}", "params": {**params, "rerank": PQ_RERANK}}
 
 
