@@ -393,7 +393,7 @@ def _add_search_commands(sub) -> None:
     search.add_argument("index", help="the index folder")
     search.add_argument("query", nargs="*", help="texts, or files of a known kind")
     for kind in input_names():
-        search.add_argument(f"--{kind}", action="append", default=[], metavar="VALUE", help=f"a {kind} term")
+        search.add_argument(f"--{kind}", action="append", default=[], metavar="VALUE", help=f"a query term of input kind {kind}")
     search.add_argument("--item", action="append", default=[], metavar="ID", help="an indexed item, by id")
     search.add_argument("--minus", action="append", default=[], metavar="TEXT", help="a text to subtract")
     search.add_argument("--modality", nargs="+", action="extend", default=[], metavar="M",

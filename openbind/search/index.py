@@ -464,8 +464,9 @@ class Index:
             args += sorted(excluded)
         vector_ids = np.array([r[0] for r in self.db.execute(sql, args)], np.int64)
         positions = np.searchsorted(self.ids, vector_ids)
-        positions = positions[positions < len(self.ids)]
-        return positions[self.ids[positions] == vector_ids[: len(positions)]] if len(positions) else positions
+        found = positions < len(self.ids)  # vectors committed after the published generation are not searchable yet
+        found[found] = self.ids[positions[found]] == vector_ids[found]
+        return positions[found]
 
     def _best_per_item(self, scores: np.ndarray, positions: np.ndarray) -> list[SearchResult]:
         order = np.argsort(-scores, kind="stable")
