@@ -173,6 +173,58 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_build(args: argparse.Namespace) -> int:
+    from openbind.search import build_index
+    from openbind.search.ann import parse_size
+    from openbind.search.sources import parse_globs
+
+    index, report = build_index(
+        args.src, args.model, args.out, globs=parse_globs(args.modality_glob), batch_size=args.batch_size,
+        num_workers=args.num_workers, index_type=args.index_type, memory_budget=parse_size(args.memory_budget),
+    )  # fmt: skip
+    _print_sync(index, report)
+    return 0
+
+
+def _index_update(args: argparse.Namespace) -> int:
+    from openbind.search import Index
+
+    with Index.open(args.index) as index:
+        _print_sync(index, index.update(batch_size=args.batch_size, num_workers=args.num_workers))
+    return 0
+
+
+def _print_sync(index, report) -> None:
+    print(
+        f"{index.root}: {len(index)} items; {report.added} new, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged; index {index.meta['index']['factory']}"
+    )
+    if report.failed:
+        print(f"skipped {len(report.failed)} bad file(s) (listed in the index):")
+        for path, reason in report.failed:
+            print(f"  {path}: {reason}")
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+
+    from openbind.modalities import input_names
+    from openbind.search import Index
+    from openbind.search.query import query_terms
+
+    by_kind = {kind: getattr(args, kind) for kind in input_names()}
+    terms = query_terms(args.query, by_kind, args.item, args.minus)
+    with Index.open(args.index, model=args.model) as index:
+        results = index.search(terms, k=args.k, modalities=args.modality or None)
+    if args.json:
+        print(json.dumps({"results": [vars(r) for r in results]}, indent=2))
+        return 0
+    print(f"{'score':>7}  {'kind':<8} path")
+    for r in results:
+        print(f"{r.score:7.4f}  {r.modality:<8} {r.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openbind",
@@ -300,7 +352,56 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 2; 1: everything in this process)",
     )  # fmt: skip
     quick.set_defaults(func=_quickstart)
+    _add_search_commands(sub)
     return parser
+
+
+def _add_search_commands(sub) -> None:
+    from openbind.modalities import input_names
+    from openbind.search.ann import INDEX_TYPES
+
+    index = sub.add_parser(
+        "index",
+        help="build or update a search index of a folder or manifest",
+        description="An index folder: items in SQLite, float16 vectors and a FAISS index chosen from the size "
+        "(see docs/search.md). Builds are resumable: run the same command again after an interruption.",
+    )
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="index a folder (recursively) or a manifest with a model")
+    build.add_argument("src", help="a folder (input kind from each file's suffix) or a CSV/JSONL manifest")
+    build.add_argument("--model", required=True, help="checkpoint or training run directory")
+    build.add_argument("--out", required=True, help="the index folder (created, or continued)")
+    build.add_argument("--modality-glob", action="append", default=[], metavar="MODALITY=PATTERN",
+                       help="files matching PATTERN (relative to SRC, e.g. '**/*_depth.png') are of this kind")  # fmt: skip
+    build.add_argument("--index-type", choices=INDEX_TYPES, default=None, help="override the automatic choice")
+    build.add_argument("--memory-budget", default="4G", help="memory the FAISS index may use (default 4G)")
+    update = actions.add_parser("update", help="embed new and changed files of the recorded sources, drop deleted ones")
+    update.add_argument("index", help="the index folder")
+    for parser in (build, update):
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes decoding files")
+    build.set_defaults(func=_index_build)
+    update.set_defaults(func=_index_update)
+
+    search = sub.add_parser(
+        "search",
+        help="query an index with texts, files and indexed items, added and subtracted with weights",
+        description="Each term may end in :WEIGHT (`--text 'a beach:0.5'`). The terms' unit embeddings are summed "
+        "with their weights and renormalised; --minus subtracts a text. Query files and --item ids are left out of "
+        "the results.",
+    )
+    search.add_argument("index", help="the index folder")
+    search.add_argument("query", nargs="*", help="texts, or files of a known kind")
+    for kind in input_names():
+        search.add_argument(f"--{kind}", action="append", default=[], metavar="VALUE", help=f"a query term of input kind {kind}")
+    search.add_argument("--item", action="append", default=[], metavar="ID", help="an indexed item, by id")
+    search.add_argument("--minus", action="append", default=[], metavar="TEXT", help="a text to subtract")
+    search.add_argument("--modality", nargs="+", action="extend", default=[], metavar="M",
+                        help="only results of these input kinds or modalities")  # fmt: skip
+    search.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    search.add_argument("--json", action="store_true", help="print {\"results\": [{id, path, modality, score}]}")
+    search.add_argument("--model", default=None, help="the index's model at another path (checked to be the same)")
+    search.set_defaults(func=_search)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,12 +38,14 @@ class InputKind:
 
     `transform(**options)` builds the per-item transform with the reference's inference defaults (options
     override them); `load(items, on_error=..., **options)` runs it over a batch (one item or a list) and returns
-    the stacked tensor, or a `BatchResult` with `on_error="skip"`. `train_transform(**options)` is the per-item
+    the stacked tensor, or a `BatchResult` with `on_error="skip"`. `suffixes` are the file suffixes of this kind
+    (for a kind that does not hold files, files whose content is the input: a caption in a .txt). `train_transform(**options)` is the per-item
     input of one training pair (one clip where inference averages several; None: `transform(**options)`).
     `evaluation` holds the options the paper's evaluation protocol sets on top of a model's (audio: clips that
     cover the whole recording). `holds_files` is False
     where a manifest cell holds the input itself (a caption), and `batched` is True where `load` is faster on
-    whole lists than the per-item transform (the tokenizer).
+    whole lists than the per-item transform (the tokenizer). `found_in` names other input kinds whose files also
+    carry this one (audio: the sound track of a video file), so a file can be indexed as each of them.
     """
 
     name: str
@@ -54,6 +56,7 @@ class InputKind:
     holds_files: bool = True
     batched: bool = False
     evaluation: dict[str, Any] = field(default_factory=dict)
+    found_in: tuple[str, ...] = ()
 
     def training_transform(self, **options: Any) -> ItemTransform:
         return self.train_transform(**options) if self.train_transform is not None else self.transform(**options)
@@ -164,6 +167,13 @@ def input_for_path(path: str | os.PathLike) -> InputKind | None:
     _load_plugins()
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     return next((kind for kind, _ in _INPUTS.values() if suffix and suffix in kind.suffixes), None)
+
+
+def kinds_in_file(kind: str) -> list[str]:
+    """The input kinds a file of input kind `kind` carries: itself, then every kind `found_in` it (a video's
+    frames, then its sound)."""
+    _load_plugins()
+    return [kind] + [other.name for other, _ in _INPUTS.values() if kind in other.found_in]
 
 
 def official_head_keys(m: str, norm: str, proj: str, scale: bool) -> dict[str, str]:

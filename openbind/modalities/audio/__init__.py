@@ -88,7 +88,7 @@ AUDIO = register_modality(
         inputs=(
             InputKind(
                 "audio", audio_transform, load_audios, audio_train_transform, suffixes=AUDIO_SUFFIXES,
-                evaluation={"sampler": "paper"},
+                evaluation={"sampler": "paper"}, found_in=("video",),
             ),
         ),  # fmt: skip
         official_keys={

@@ -87,7 +87,7 @@ TEXT = register_modality(
     Modality(
         name="text",
         config_cls=TextConfig,
-        inputs=(InputKind("text", text_transform, load_texts, holds_files=False, batched=True),),
+        inputs=(InputKind("text", text_transform, load_texts, suffixes=(".txt",), holds_files=False, batched=True),),
         official_keys={
             "modality_preprocessors.text.token_embedding.weight": "stem.token_embedding.weight",
             "modality_preprocessors.text.pos_embed": "stem.pos_embed",

@@ -1,0 +1,600 @@
+"""A searchable index of files of every modality in one folder, built resumably and updated incrementally.
+
+Layout of an index folder:
+
+    index.json        model (source + fingerprint), sources, settings, the published generation and its FAISS spec
+    items.sqlite      items (path, input kind, size, mtime_ns, sha256, kinds embedded, status, error) and vectors
+                      (item, kind, and where the float16 vector lives: file + row)
+    chunks/<n>.npy    float16 vectors of one committed chunk of a build, until they are published
+    gen-<g>/          vectors.npy (float16, row = FAISS position), ids.npy (vector id per row), faiss.index
+
+Every write is new files then a rename, or one SQLite transaction: a chunk's vectors file is renamed into place
+before the transaction that records its items, so a killed build leaves at most an unreferenced file, and a rerun
+embeds exactly the files that have no row. Publishing writes a whole new generation folder, then switches
+`index.json` to it; readers map FAISS positions to vector ids through that generation's own `ids.npy`, so they
+never see a half-written index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from openbind.errors import OpenBindInputError
+from openbind.eval.embedding import embed_items
+from openbind.eval.embedding_cache import model_fingerprint
+from openbind.modalities import get_input, input_for_path, input_names, kinds_in_file, modality_of
+from openbind.search.query import ITEM
+from openbind.search.ann import DEFAULT_MEMORY_BUDGET, build_faiss, choose_index, search_faiss
+from openbind.search.sources import Candidate, make_source, walk
+from openbind.utils import atomic_path, atomic_write_text, fsync_dir
+
+META_NAME = "index.json"
+DB_NAME = "items.sqlite"
+FORMAT = 1
+MMAP_BYTES = 64 << 20  # vectors files above this are memory-mapped, not read
+
+Term = tuple[str, Any, float]  # (input kind or "item", value, weight)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, source INTEGER NOT NULL,
+    size INTEGER, mtime_ns INTEGER, sha256 TEXT, kinds TEXT NOT NULL, status TEXT NOT NULL, error TEXT);
+CREATE TABLE IF NOT EXISTS vectors(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, item INTEGER NOT NULL, kind TEXT NOT NULL, file TEXT NOT NULL,
+    row INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS vectors_item ON vectors(item);
+"""
+
+
+@dataclass
+class SearchResult:
+    id: int
+    path: str
+    modality: str  # the input kind of the matching vector (a video matched by its sound: audio)
+    score: float
+
+
+@dataclass
+class SyncReport:
+    """What a build, update or add did; `failed` lists (path, reason) of the files skipped this time."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Index:
+    """An index folder, open for queries and for changes (`update`, `add`, `remove`)."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], model_source: str, mmap: bool | None):
+        self.root = root
+        self.meta = meta
+        self.model_source = model_source
+        self.mmap = mmap
+        self.db = sqlite3.connect(root / DB_NAME)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self._model = None
+        self._load_generation()
+
+    # ---- creating and opening
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        model: str | os.PathLike,
+        *,
+        index_type: str | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ) -> Index:
+        """A new, empty index for `model` (a checkpoint or run directory), or the existing one if it was made for
+        the same model (so a killed build resumes)."""
+        root = Path(path)
+        if (root / META_NAME).is_file():
+            index = cls.open(root, model=model)
+        else:
+            fingerprint = model_fingerprint(model)
+            if fingerprint is None:
+                raise ValueError(
+                    f"model {str(model)!r} is not a checkpoint or run directory on disk: an index must record the "
+                    "weights its vectors came from"
+                )
+            from openbind.factory import get_model_config
+
+            config = get_model_config(str(model))
+            root.mkdir(parents=True, exist_ok=True)
+            recorded = {"source": str(Path(model).resolve()), "fingerprint": fingerprint,
+                        "embed_dim": config.embed_dim, "modalities": config.modalities}  # fmt: skip
+            meta = {
+                "format": FORMAT, "model": recorded,
+                "sources": [], "settings": {}, "generation": 0, "index": None,
+            }  # fmt: skip
+            sqlite3.connect(root / DB_NAME).executescript(_SCHEMA).close()
+            atomic_write_text(root / META_NAME, json.dumps(meta, indent=2))
+            index = cls(root, meta, meta["model"]["source"], None)
+        choose_index(1, 1, memory_budget, index_type)  # a bad option fails now, not after embedding
+        index.meta["settings"] = {"index_type": index_type, "memory_budget": memory_budget}
+        index._write_meta()
+        return index
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, model: str | os.PathLike | None = None, mmap: bool | None = None) -> Index:
+        """Open an index. `model`: the model queries will be embedded with (default: the recorded one); it must
+        be the model the index was built with. `mmap`: memory-map the vectors and the FAISS index (default: when
+        the vectors file is larger than 64 MiB)."""
+        root = Path(path)
+        if not (root / META_NAME).is_file():
+            raise ValueError(f"{root} is not an openbind index (no {META_NAME})")
+        meta = json.loads((root / META_NAME).read_text())
+        recorded = meta["model"]
+        source = recorded["source"]
+        if model is not None:
+            fingerprint = model_fingerprint(model)
+            if fingerprint != recorded["fingerprint"]:
+                raise ValueError(
+                    f"index {root} was built with model {recorded['source']} (fingerprint {recorded['fingerprint']}),"
+                    f" not with {model} (fingerprint {fingerprint}): their embeddings are not comparable; query "
+                    "with the index's model or build a new index"
+                )
+            source = str(model)
+        return cls(root, meta, source, mmap)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- what is in it
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM items WHERE status = 'ok'").fetchone()[0]
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every item row (failed ones included), by id."""
+        cursor = self.db.execute("SELECT * FROM items ORDER BY id")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of every file the index skipped."""
+        return self.db.execute("SELECT path, error FROM items WHERE status = 'failed' ORDER BY path").fetchall()
+
+    def item_vectors(self, item: int | str) -> dict[str, np.ndarray]:
+        """The float16 vectors of one item (by id or path), by input kind."""
+        rows = self.db.execute(
+            "SELECT v.kind, v.file, v.row FROM vectors v JOIN items i ON v.item = i.id WHERE i.id = ? OR i.path = ?",
+            (item if isinstance(item, int) else -1, str(Path(item).resolve()) if isinstance(item, str) else ""),
+        ).fetchall()
+        if not rows:
+            raise OpenBindInputError(item, "no such item in the index")
+        return {kind: np.array(np.load(self.root / file, mmap_mode="r")[row]) for kind, file, row in rows}
+
+    # ---- changing it
+
+    def add_source(self, source: dict[str, Any]) -> None:
+        """Record a source (`sources.make_source`) for this and later `update`s."""
+        if source not in self.meta["sources"]:
+            self.meta["sources"].append(source)
+            self._write_meta()
+
+    def update(self, *, batch_size: int = 32, num_workers: int = 0, chunk_size: int = 256, progress: bool = True) -> SyncReport:
+        """Walk the recorded sources again: embed new and changed files (size and mtime differ and the sha256
+        confirms), drop deleted ones, keep the rest; then publish. A killed update or build resumes here."""
+        candidates = list(walk(self.meta["sources"]))
+        candidates += [
+            Candidate(path, kind, -1)
+            for path, kind in self.db.execute("SELECT path, kind FROM items WHERE source = -1")
+            if os.path.exists(path)
+        ]
+        return self._sync(candidates, True, batch_size, num_workers, chunk_size, progress)
+
+    def add(
+        self, paths: Iterable[str | os.PathLike], *, kind: str | None = None, batch_size: int = 32,
+        num_workers: int = 0, progress: bool = False,
+    ) -> SyncReport:  # fmt: skip
+        """Index files outside the recorded sources (their kind from the suffix, or `kind`); kept by `update`
+        while they exist."""
+        candidates = []
+        for path in paths:
+            found = get_input(kind) if kind is not None else input_for_path(path)
+            if found is None:
+                raise OpenBindInputError(str(path), f"no input kind has this suffix; pass kind= (one of {input_names()})")
+            candidates.append(Candidate(str(Path(path).resolve()), found.name, -1))
+        return self._sync(candidates, False, batch_size, num_workers, 256, progress)
+
+    def remove(self, items: Iterable[int | str | os.PathLike]) -> int:
+        """Drop items by id or path; returns how many were removed."""
+        ids = []
+        for item in items:
+            if isinstance(item, int):
+                ids.append(item)
+            else:
+                row = self.db.execute("SELECT id FROM items WHERE path = ?", (str(Path(item).resolve()),)).fetchone()
+                ids.extend(row or ())
+        self._delete(ids)
+        self._publish()
+        return len(ids)
+
+    def _sync(
+        self, candidates: list[Candidate], drop_others: bool, batch_size: int, num_workers: int, chunk_size: int,
+        progress: bool,
+    ) -> SyncReport:  # fmt: skip
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        report = SyncReport()
+        known = {row[0]: row for row in self.db.execute("SELECT path, id, kind, size, mtime_ns, sha256 FROM items")}
+        todo, touched = [], []
+        for candidate in candidates:
+            row = known.get(candidate.path)
+            if row is None:
+                todo.append(candidate)
+                report.added += 1
+                continue
+            _, item_id, kind, size, mtime_ns, digest = row
+            stat = _stat(candidate.path)
+            if kind == candidate.kind and stat == (size, mtime_ns):
+                report.unchanged += 1
+            elif kind == candidate.kind and stat is not None and _sha256(candidate.path) == digest:
+                touched.append((*stat, item_id))  # touched, not changed: keep the vectors
+                report.unchanged += 1
+            else:
+                todo.append(candidate)
+                report.changed += 1
+        listed = {c.path for c in candidates}
+        gone = [row[1] for path, row in known.items() if path not in listed] if drop_others else []
+        with self.db:
+            self.db.executemany("UPDATE items SET size = ?, mtime_ns = ? WHERE id = ?", touched)
+        self._delete(gone)
+        report.removed = len(gone)
+        model = self._model_with({modality_of(kind).name for c in todo for kind in kinds_in_file(c.kind)}) if todo else None
+        with tqdm(total=len(todo), desc=f"index {self.root.name}", unit="item", disable=not progress) as bar:
+            for start in range(0, len(todo), chunk_size):
+                chunk = todo[start : start + chunk_size]
+                report.failed += self._commit(chunk, *self._embed_chunk(model, chunk, batch_size, num_workers))
+                bar.update(len(chunk))
+        self._publish()
+        return report
+
+    def _embed_chunk(
+        self, model, chunk: list[Candidate], batch_size: int, num_workers: int
+    ) -> tuple[list[dict[str, np.ndarray]], dict[int, str]]:
+        """Each file's vectors by kind (its own, and the kinds inside it: a video's sound), and why files failed.
+
+        A file fails when its own kind fails; a kind inside it that fails (a silent video) is just left out."""
+        vectors: list[dict[str, np.ndarray]] = [{} for _ in chunk]
+        errors: dict[int, str] = {}
+        by_kind: dict[str, list[int]] = {}
+        for i, candidate in enumerate(chunk):
+            for kind in kinds_in_file(candidate.kind):
+                if modality_of(kind).name in model.modalities:
+                    by_kind.setdefault(kind, []).append(i)
+                elif kind == candidate.kind:
+                    errors[i] = f"the model has no {modality_of(kind).name!r} tower"
+        for kind, positions in by_kind.items():
+            values, kept = [], []
+            for i in positions:
+                try:
+                    values.append(_value(kind, chunk[i].path))
+                    kept.append(i)
+                except OpenBindInputError as error:
+                    if kind == chunk[i].kind:
+                        errors[i] = error.reason
+            result = embed_items(
+                model, kind, values, transform=_transform(model, kind), batch_size=batch_size,
+                num_workers=num_workers, on_error="skip", progress=False,
+            )  # fmt: skip
+            for row, j in enumerate(result.kept):
+                vectors[kept[j]][kind] = result.tensor[row].numpy()
+            for failure in result.failed:
+                if kind == chunk[kept[failure.index]].kind:
+                    errors[kept[failure.index]] = failure.reason
+        order = {c.path: kinds_in_file(c.kind) for c in chunk}  # frames before sound, whatever embedded first
+        return [{k: v[k] for k in order[c.path] if k in v} for c, v in zip(chunk, vectors)], errors
+
+    def _commit(self, chunk: list[Candidate], vectors: list[dict[str, np.ndarray]], errors: dict[int, str]) -> list[tuple[str, str]]:
+        """Record one embedded chunk: its vectors file first (renamed into place), then its rows in one
+        transaction that also drops the files' previous rows."""
+        rows = [(i, kind, vec) for i in range(len(chunk)) if i not in errors for kind, vec in vectors[i].items()]
+        shard = None
+        if rows:
+            (self.root / "chunks").mkdir(exist_ok=True)
+            numbers = [int(p.stem) for p in (self.root / "chunks").glob("*.npy") if p.stem.isdigit()]
+            shard = f"chunks/{max(numbers, default=-1) + 1:06d}.npy"
+            with atomic_path(self.root / shard) as tmp, open(tmp, "wb") as f:
+                np.save(f, np.stack([vec for _, _, vec in rows]).astype(np.float16))
+        stats = [_stat(c.path) or (None, None) for c in chunk]
+        digests = [_sha256(c.path) if stat[0] is not None else None for c, stat in zip(chunk, stats)]
+        with self.db:
+            ids = [r[0] for c in chunk for r in self.db.execute("SELECT id FROM items WHERE path = ?", (c.path,))]
+            self._delete_rows(ids)
+            item_ids = {}
+            for i, (candidate, stat, digest) in enumerate(zip(chunk, stats, digests)):
+                item_ids[i] = self.db.execute(
+                    "INSERT INTO items(path, kind, source, size, mtime_ns, sha256, kinds, status, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (candidate.path, candidate.kind, candidate.source, *stat, digest,
+                     ",".join(vectors[i]) if i not in errors else "", "failed" if i in errors else "ok", errors.get(i)),
+                ).lastrowid  # fmt: skip
+            self.db.executemany(
+                "INSERT INTO vectors(item, kind, file, row) VALUES (?, ?, ?, ?)",
+                [(item_ids[i], kind, shard, row) for row, (i, kind, _) in enumerate(rows)],
+            )
+        return [(chunk[i].path, reason) for i, reason in sorted(errors.items())]
+
+    def _delete(self, ids: Sequence[int]) -> None:
+        with self.db:
+            self._delete_rows(ids)
+
+    def _delete_rows(self, ids: Sequence[int]) -> None:
+        for item_id in ids:
+            self.db.execute("DELETE FROM vectors WHERE item = ?", (item_id,))
+            self.db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+
+    def _publish(self) -> None:
+        """Gather every vector into a new generation (vectors, ids, FAISS index), switch index.json to it, then
+        point the vector rows at it and delete what nothing refers to any more."""
+        self._collect_garbage()
+        rows = self.db.execute("SELECT id, file, row FROM vectors ORDER BY id").fetchall()
+        dim = self.meta["model"]["embed_dim"]
+        vectors = np.zeros((len(rows), dim), np.float16)
+        for file in sorted({r[1] for r in rows}):
+            positions = [p for p, r in enumerate(rows) if r[1] == file]
+            vectors[positions] = np.load(self.root / file, mmap_mode="r")[[rows[p][2] for p in positions]]
+        settings = self.meta["settings"]
+        spec = choose_index(len(rows), dim, settings.get("memory_budget", DEFAULT_MEMORY_BUDGET), settings.get("index_type"))
+        import faiss
+
+        generation = self.meta["generation"] + 1
+        staging = Path(tempfile.mkdtemp(prefix=".gen-", dir=self.root))
+        np.save(staging / "vectors.npy", vectors)
+        np.save(staging / "ids.npy", np.array([r[0] for r in rows], np.int64))
+        faiss.write_index(build_faiss(spec, vectors.astype(np.float32)), str(staging / "faiss.index"))
+        for name in os.listdir(staging):
+            with open(staging / name, "rb") as f:
+                os.fsync(f.fileno())
+        os.rename(staging, self.root / f"gen-{generation}")
+        fsync_dir(self.root)
+        self.meta.update(generation=generation, index=spec)
+        self._write_meta()
+        with self.db:
+            self.db.executemany(
+                "UPDATE vectors SET file = ?, row = ? WHERE id = ?",
+                [(f"gen-{generation}/vectors.npy", position, r[0]) for position, r in enumerate(rows)],
+            )
+        self._collect_garbage()
+        self._load_generation()
+
+    def _collect_garbage(self) -> None:
+        """Delete chunk files and generations that neither index.json nor a vector row refers to (the leftovers
+        of a killed run included)."""
+        referenced = {file for (file,) in self.db.execute("SELECT DISTINCT file FROM vectors")}
+        current = f"gen-{self.meta['generation']}"
+        for path in self.root.iterdir():
+            if path.name.startswith(".gen-") or (path.name.startswith("gen-") and path.name != current and
+                                                 f"{path.name}/vectors.npy" not in referenced):  # fmt: skip
+                shutil.rmtree(path)
+        for path in (self.root / "chunks").glob("*.npy") if (self.root / "chunks").is_dir() else ():
+            if f"chunks/{path.name}" not in referenced:
+                path.unlink()
+
+    def _write_meta(self) -> None:
+        atomic_write_text(self.root / META_NAME, json.dumps(self.meta, indent=2))
+
+    # ---- searching it
+
+    def _load_generation(self) -> None:
+        self.vectors = self.ids = self.faiss = None
+        if not self.meta["generation"]:
+            return
+        import faiss
+
+        folder = self.root / f"gen-{self.meta['generation']}"
+        mmap = self.mmap if self.mmap is not None else (folder / "vectors.npy").stat().st_size > MMAP_BYTES
+        self.vectors = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
+        self.ids = np.load(folder / "ids.npy")
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        self.faiss = faiss.read_index(str(folder / "faiss.index"), flags)
+
+    def search(
+        self, query: Sequence[Term] | np.ndarray, k: int = 10, modalities: Sequence[str] | None = None,
+        exclude: Iterable[int] = (),
+    ) -> list[SearchResult]:  # fmt: skip
+        """The `k` items closest to `query`, best first, one result per item.
+
+        `query` is a list of (input kind or "item", value, weight) terms, whose unit embeddings are summed with
+        their weights and renormalised (ImageBind's embedding arithmetic), or a ready vector. Files and items of
+        the query are left out of the results, as are the `exclude` ids. `modalities`: only vectors of these
+        input kinds (or of every kind of these modalities)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        excluded = set(exclude)
+        if isinstance(query, np.ndarray):
+            vector = _unit(np.asarray(query, np.float32).reshape(-1))
+        else:
+            vector, own = self.compose(query)
+            excluded |= own
+        if self.faiss is None or not len(self.ids):
+            return []
+        allowed = self._allowed(modalities, excluded)
+        spec = self.meta["index"]
+        rerank = spec["params"].get("rerank", 1)
+        wanted = k * 2
+        while True:
+            depth = min(wanted * rerank, len(self.ids))
+            scores, positions = search_faiss(self.faiss, spec, vector, depth, allowed)
+            if rerank > 1:  # exact scores of the candidates, from the stored float16 vectors
+                scores = self.vectors[np.sort(positions)].astype(np.float32) @ vector
+                positions = np.sort(positions)
+            results = self._best_per_item(scores, positions)
+            if len(results) >= k or depth >= len(self.ids) or (allowed is not None and depth >= len(allowed)):
+                return results[:k]
+            wanted *= 2
+
+    def _allowed(self, modalities: Sequence[str] | None, excluded: set[int]) -> np.ndarray | None:
+        """FAISS positions the results may come from (None: all)."""
+        if not modalities and not excluded:
+            return None
+        sql, args = "SELECT id FROM vectors WHERE 1", []
+        if modalities:
+            kinds = sorted({kind for name in modalities for kind in _kinds_named(name)})
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args += kinds
+        if excluded:
+            sql += f" AND item NOT IN ({','.join('?' * len(excluded))})"
+            args += sorted(excluded)
+        vector_ids = np.array([r[0] for r in self.db.execute(sql, args)], np.int64)
+        positions = np.searchsorted(self.ids, vector_ids)
+        found = positions < len(self.ids)  # vectors committed after the published generation are not searchable yet
+        found[found] = self.ids[positions[found]] == vector_ids[found]
+        return positions[found]
+
+    def _best_per_item(self, scores: np.ndarray, positions: np.ndarray) -> list[SearchResult]:
+        order = np.argsort(-scores, kind="stable")
+        ids = [int(self.ids[positions[i]]) for i in order]
+        rows = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows.update({r[0]: r[1:] for r in self.db.execute(
+                "SELECT v.id, i.id, i.path, v.kind FROM vectors v JOIN items i ON v.item = i.id "
+                f"WHERE v.id IN ({','.join('?' * len(part))})", part)})  # fmt: skip
+        results: dict[int, SearchResult] = {}
+        for vector_id, i in zip(ids, order):
+            if vector_id in rows and rows[vector_id][0] not in results:
+                item_id, path, kind = rows[vector_id]
+                results[item_id] = SearchResult(item_id, path, kind, float(scores[i]))
+        return list(results.values())
+
+    def compose(self, terms: Sequence[Term]) -> tuple[np.ndarray, set[int]]:
+        """The unit query vector of weighted terms, and the ids of indexed items the query itself names."""
+        if not terms:
+            raise ValueError("a query needs at least one term")
+        total = np.zeros(self.meta["model"]["embed_dim"], np.float32)
+        own: set[int] = set()
+        for kind, value, weight in terms:
+            if kind == ITEM:
+                vectors = list(self.item_vectors(int(value)).values())
+                total += float(weight) * _unit(np.mean(np.stack(vectors).astype(np.float32), axis=0))
+                own.add(int(value))
+                continue
+            if get_input(kind).holds_files:  # otherwise the value is the input itself (a text)
+                value = str(Path(value).resolve())
+                own.update(self.db.execute("SELECT id FROM items WHERE path = ?", (value,)).fetchone() or ())
+            model = self._model_with({modality_of(kind).name})
+            embedded = embed_items(
+                model, kind, [value],
+                transform=_transform(model, kind), progress=False, on_error="raise",
+            )  # fmt: skip
+            total += float(weight) * embedded[0].numpy()
+        if np.linalg.norm(total) < 1e-6:
+            raise ValueError("the query terms cancel out (their weighted sum is zero)")
+        return _unit(total), own
+
+    def _model_with(self, modalities: set[str]):
+        """The recorded model with at least these towers, loaded on first need (queries by vector need none);
+        refused if its files changed since the index was built."""
+        from openbind.factory import create_model
+
+        if self._model is not None and modalities <= set(self._model.modalities):
+            return self._model
+        fingerprint = model_fingerprint(self.model_source)
+        if fingerprint != self.meta["model"]["fingerprint"]:
+            raise ValueError(
+                f"model {self.model_source} (fingerprint {fingerprint}) is not the model index {self.root} was built "
+                f"with (fingerprint {self.meta['model']['fingerprint']}): rebuild the index"
+            )
+        loaded = set(self._model.modalities) if self._model is not None else set()
+        available = set(self.meta["model"]["modalities"])
+        self._model = create_model(self.model_source, modalities=sorted((loaded | modalities) & available), progress=False)
+        return self._model
+
+
+def build_index(
+    src: str | os.PathLike,
+    model: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    globs: dict[str, list[str]] | None = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    chunk_size: int = 256,
+    index_type: str | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = True,
+) -> tuple[Index, SyncReport]:
+    """Index a folder (walked recursively) or a manifest with `model` into the folder `out`. Run again after a
+    crash or kill, it continues where the last committed chunk ended."""
+    index = Index.create(out, model, index_type=index_type, memory_budget=memory_budget)
+    index.add_source(make_source(src, globs))
+    return index, index.update(batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, progress=progress)
+
+
+def _kinds_named(name: str) -> list[str]:
+    """An input kind's name, or a modality's name for all its kinds."""
+    from openbind.modalities import all_modalities, get_modality
+
+    if name in all_modalities() and name not in input_names():
+        return [kind.name for kind in get_modality(name).inputs]
+    return [get_input(name).name]
+
+
+def _value(kind: str, path: str) -> Any:
+    """What to embed of a file: the file itself, or its content for kinds whose inputs are not files (.txt)."""
+    if get_input(kind).holds_files:
+        return path
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise OpenBindInputError(path, f"cannot read the text: {error}") from None
+    if not text:
+        raise OpenBindInputError(path, "empty text file")
+    return text
+
+
+def _transform(model, kind: str):
+    """The model's own per-item transform of `kind` (None for batched kinds: their batch loader)."""
+    if get_input(kind).batched:
+        return None
+    return get_input(kind).transform(**model.config.input_options(kind))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _sha256(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
