@@ -39,8 +39,9 @@ class InputKind:
     `transform(**options)` builds the per-item transform with the reference's inference defaults (options
     override them); `load(items, on_error=..., **options)` runs it over a batch (one item or a list) and returns
     the stacked tensor, or a `BatchResult` with `on_error="skip"`. `suffixes` are the file suffixes of this kind
-    (for a kind that does not hold files, files whose content is the input: a caption in a .txt). `train_transform(**options)` is the per-item
-    input of one training pair (one clip where inference averages several; None: `transform(**options)`).
+    (for a kind that does not hold files, files whose content is the input: a caption in a .txt).
+    `train_transform(**options)` is the per-item input of one training pair (one clip where inference averages
+    several; None: `transform(**options)`).
     `evaluation` holds the options the paper's evaluation protocol sets on top of a model's (audio: clips that
     cover the whole recording). `holds_files` is False
     where a manifest cell holds the input itself (a caption), and `batched` is True where `load` is faster on
