@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from openbind.eval.fewshot import ProbeRecipe
@@ -16,51 +15,7 @@ from openbind.eval.benchmarks.clotho import read_clotho
 from openbind.eval.benchmarks.esc50 import read_esc50
 from openbind.eval.benchmarks.layout import MediaFiles
 from openbind.eval.benchmarks.vggsound import read_vggsound
-
-# --- tiny files ---------------------------------------------------------------------------------------------
-
-
-def audio(path: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
-    """A sine tone; WAV or FLAC after the suffix."""
-    import soundfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * rate)) / rate
-    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
-    return path
-
-
-def mp4(path: Path, seconds: float = 0.5, fps: int = 8) -> Path:
-    """A tiny video with an AAC sound track."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        sound = out.add_stream("aac", rate=16000)
-        sound.layout = "mono"
-        t = np.arange(int(seconds * 16000)) / 16000
-        frame = av.AudioFrame.from_ndarray(
-            (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="fltp", layout="mono"
-        )
-        frame.sample_rate, frame.pts = 16000, 0
-        for packet in [*sound.encode(frame), *sound.encode(None)]:
-            out.mux(packet)
-        for i in range(int(seconds * fps)):
-            image = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 30 * i, np.uint8), format="rgb24")
-            image.pts = i
-            for packet in video.encode(image):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-    return path
-
-
-def text(path: Path, content: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content, encoding="utf-8")
-    return path
+from media import write_audio, write_mp4, write_text
 
 
 # --- finding clips by YouTube id ----------------------------------------------------------------------------
@@ -82,8 +37,8 @@ def text(path: Path, content: str) -> Path:
     ],
 )
 def test_clip_namings(tmp_path, name, ytid, start):
-    text(tmp_path / "deep" / "er" / name, "x")
-    text(tmp_path / "other" / "ZZZZZZZZZZZ_30.wav", "x")
+    write_text(tmp_path / "deep" / "er" / name, "x")
+    write_text(tmp_path / "other" / "ZZZZZZZZZZZ_30.wav", "x")
     media = MediaFiles(tmp_path)
     assert media.clip(ytid, start) == tmp_path / "deep" / "er" / name
     untimed = name in (f"Y{ytid}.wav", f"{ytid}.wav")  # such a name holds the only clip of its video
@@ -92,7 +47,7 @@ def test_clip_namings(tmp_path, name, ytid, start):
 
 def test_clip_prefers_audio_and_a_timed_name(tmp_path):
     for name in ("abcdefghijk_10.mp4", "abcdefghijk_10.flac", "abcdefghijk.wav", "._abcdefghijk_10.wav"):
-        text(tmp_path / name, "x")
+        write_text(tmp_path / name, "x")
     assert MediaFiles(tmp_path).clip("abcdefghijk", "10.000").name == "abcdefghijk_10.flac"
 
 
@@ -110,9 +65,9 @@ ESC_CSV = """filename,fold,target,category,esc10,src_file,take
 @pytest.fixture
 def esc50(tmp_path):
     root = tmp_path / "ESC-50-master"
-    text(root / "meta" / "esc50.csv", ESC_CSV)
+    write_text(root / "meta" / "esc50.csv", ESC_CSV)
     for line in ESC_CSV.splitlines()[1:-1]:  # the last clip is missing
-        audio(root / "audio" / line.split(",")[0])
+        write_audio(root / "audio" / line.split(",")[0])
     return root
 
 
@@ -146,19 +101,19 @@ def test_esc50_broken_layouts(tmp_path, esc50):
         read_esc50(esc50 / "audio")
     with pytest.raises(OpenBindInputError, match="dataset folder not found"):
         read_esc50(tmp_path / "nowhere")
-    text(tmp_path / "ESC-50-copy" / "meta" / "esc50.csv", ESC_CSV)
+    write_text(tmp_path / "ESC-50-copy" / "meta" / "esc50.csv", ESC_CSV)
     with pytest.raises(OpenBindInputError, match="several meta/esc50.csv"):
         read_esc50(tmp_path)
-    text(esc50 / "meta" / "esc50.csv", ESC_CSV.replace(",2,chirping_birds,", ",7,chirping_birds,"))
+    write_text(esc50 / "meta" / "esc50.csv", ESC_CSV.replace(",2,chirping_birds,", ",7,chirping_birds,"))
     with pytest.raises(OpenBindInputError, match=r"targets must be 0..N-1"):
         read_esc50(esc50)
-    text(esc50 / "meta" / "esc50.csv", ESC_CSV.replace("1,0,dog", "1,x,dog", 1))
+    write_text(esc50 / "meta" / "esc50.csv", ESC_CSV.replace("1,0,dog", "1,x,dog", 1))
     with pytest.raises(OpenBindInputError, match="row 1: target 'x'"):
         read_esc50(esc50)
-    text(esc50 / "meta" / "esc50.csv", "filename,fold,category\n")
+    write_text(esc50 / "meta" / "esc50.csv", "filename,fold,category\n")
     with pytest.raises(OpenBindInputError, match=r"lacks column\(s\) \['target'\]"):
         read_esc50(esc50)
-    text(esc50 / "meta" / "esc50.csv", ESC_CSV)
+    write_text(esc50 / "meta" / "esc50.csv", ESC_CSV)
     for wav in (esc50 / "audio").iterdir():
         wav.unlink()
     with pytest.raises(OpenBindInputError, match="none of its media files was found.*row 1: no file"):
@@ -189,12 +144,12 @@ LABELS_CSV = """index,mid,display_name
 @pytest.fixture
 def audioset(tmp_path):
     root = tmp_path / "audioset"
-    text(root / "eval_segments.csv", SEGMENTS_CSV)
-    text(root / "class_labels_indices.csv", LABELS_CSV)
-    audio(root / "eval" / "audio" / "Y--4gqARaEJE.wav")
-    audio(root / "flac" / "--BfvyPmVMo_20000_30000.flac")
-    mp4(root / "videos" / "-0DdlOuIFUI_50.000.mp4")
-    audio(root / "-0Gj8-vB1q4_30.wav")  # --U7joUcTCo is missing
+    write_text(root / "eval_segments.csv", SEGMENTS_CSV)
+    write_text(root / "class_labels_indices.csv", LABELS_CSV)
+    write_audio(root / "eval" / "audio" / "Y--4gqARaEJE.wav")
+    write_audio(root / "flac" / "--BfvyPmVMo_20000_30000.flac")
+    write_mp4(root / "videos" / "-0DdlOuIFUI_50.000.mp4", sound=True)
+    write_audio(root / "-0Gj8-vB1q4_30.wav")  # --U7joUcTCo is missing
     return root
 
 
@@ -223,10 +178,10 @@ def test_audioset_classes_override_and_errors(audioset):
     assert read_audioset(audioset, five).classes == five
     with pytest.raises(ValueError, match="audioset has 5 classes, --classes gives 4"):
         read_audioset(audioset, five[:4])
-    text(audioset / "eval_segments.csv", SEGMENTS_CSV.replace("/m/03l9g", "/m/unknown", 1))
+    write_text(audioset / "eval_segments.csv", SEGMENTS_CSV.replace("/m/03l9g", "/m/unknown", 1))
     with pytest.raises(OpenBindInputError, match=r"data row 2: labels \['/m/unknown'\]"):
         read_audioset(audioset)
-    text(audioset / "eval_segments.csv", SEGMENTS_CSV + 'abcdefghijk, soon, 10.000, "/m/03l9g"\n')
+    write_text(audioset / "eval_segments.csv", SEGMENTS_CSV + 'abcdefghijk, soon, 10.000, "/m/03l9g"\n')
     with pytest.raises(OpenBindInputError, match="data row 6: start 'soon' is not a time"):
         read_audioset(audioset)
     (audioset / "class_labels_indices.csv").unlink()
@@ -246,10 +201,10 @@ AUDIOCAPS_CSV = """audiocap_id,youtube_id,start_time,caption
 
 def test_audiocaps(tmp_path):
     root = tmp_path / "audiocaps"
-    text(root / "AudioCaps_retrieval_dataset" / "retrieval_test.csv", AUDIOCAPS_CSV)
-    audio(root / "audio" / "test" / "vfY_TJq7n_U_130000_140000.wav")
-    audio(root / "audio" / "test" / "--4gqARaEJE_0.flac")
-    audio(root / "audio" / "test" / "--4gqARaEJE_20.flac")
+    write_text(root / "AudioCaps_retrieval_dataset" / "retrieval_test.csv", AUDIOCAPS_CSV)
+    write_audio(root / "audio" / "test" / "vfY_TJq7n_U_130000_140000.wav")
+    write_audio(root / "audio" / "test" / "--4gqARaEJE_0.flac")
+    write_audio(root / "audio" / "test" / "--4gqARaEJE_20.flac")
     test = read_audiocaps(root)
     assert test.kind == "audio"
     assert [Path(p).name for p in test.items] == [
@@ -282,11 +237,11 @@ VGGSOUND_CSV = """---g-f_I2yQ,1,people marching,test
 @pytest.fixture
 def vggsound(tmp_path):
     root = tmp_path / "vggsound"
-    text(root / "vggsound.csv", VGGSOUND_CSV)
-    mp4(root / "video" / "---g-f_I2yQ_000001.mp4")
-    audio(root / "audio" / "--56QUhyDQM_000185_000195.wav")
-    audio(root / "audio" / "scratch" / "-1nDNUChAqY_000000.flac")  # --5OkAjCI7g is missing
-    audio(root / "audio" / "--0PQM4-hqg_000030.wav")  # a train clip: not read
+    write_text(root / "vggsound.csv", VGGSOUND_CSV)
+    write_mp4(root / "video" / "---g-f_I2yQ_000001.mp4", sound=True)
+    write_audio(root / "audio" / "--56QUhyDQM_000185_000195.wav")
+    write_audio(root / "audio" / "scratch" / "-1nDNUChAqY_000000.flac")  # --5OkAjCI7g is missing
+    write_audio(root / "audio" / "--0PQM4-hqg_000030.wav")  # a train clip: not read
     return root
 
 
@@ -309,9 +264,9 @@ def test_vggsound(vggsound):
 
 
 def test_vggsound_header_and_broken_rows(vggsound):
-    text(vggsound / "vggsound.csv", "youtube_id,start_seconds,label,split\n" + VGGSOUND_CSV)
+    write_text(vggsound / "vggsound.csv", "youtube_id,start_seconds,label,split\n" + VGGSOUND_CSV)
     assert len(read_vggsound(vggsound).items) == 3
-    text(vggsound / "vggsound.csv", VGGSOUND_CSV + "abcdefghijk,10,dog barking,validation\n")
+    write_text(vggsound / "vggsound.csv", VGGSOUND_CSV + "abcdefghijk,10,dog barking,validation\n")
     with pytest.raises(OpenBindInputError, match="row 7: .* is not youtube_id, start_seconds, label, train\\|test"):
         read_vggsound(vggsound)
     (vggsound / "vggsound.csv").unlink()
@@ -330,9 +285,9 @@ Gone missing.wav,One.,Two.,Three.,Four.,Five.
 
 def test_clotho(tmp_path):
     root = tmp_path / "clotho"
-    text(root / "clotho_captions_evaluation.csv", CLOTHO_CSV)
-    audio(root / "evaluation" / "Santa Motor.wav")
-    audio(root / "01 barreau bunker, fence.wav")  # beside the CSV
+    write_text(root / "clotho_captions_evaluation.csv", CLOTHO_CSV)
+    write_audio(root / "evaluation" / "Santa Motor.wav")
+    write_audio(root / "01 barreau bunker, fence.wav")  # beside the CSV
     test = read_clotho(root)
     assert [Path(p).name for p in test.items] == ["Santa Motor.wav", "01 barreau bunker, fence.wav"]
     assert len(test.queries) == 10 and test.queries[3] == "A car, idling." and test.queries[5] == "Wind on a fence."
@@ -341,6 +296,6 @@ def test_clotho(tmp_path):
     assert get_benchmark("clotho").paper == {"R@1": 6.0, "R@10": 28.4}
     with pytest.raises(ValueError, match="retrieval"):
         read_clotho(root, [["x"]])
-    text(root / "clotho_captions_evaluation.csv", "file_name,caption_1\nSanta Motor.wav,A motor.\n")
+    write_text(root / "clotho_captions_evaluation.csv", "file_name,caption_1\nSanta Motor.wav,A motor.\n")
     with pytest.raises(OpenBindInputError, match="lacks column"):
         read_clotho(root)

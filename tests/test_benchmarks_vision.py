@@ -10,7 +10,6 @@ import av
 import numpy as np
 import pytest
 import scipy.io
-from PIL import Image
 
 from openbind.errors import OpenBindInputError
 from openbind.eval.benchmarks.base import get_benchmark
@@ -18,49 +17,13 @@ from openbind.eval.benchmarks.imagenet import CLASSES_DIR, read_in1k
 from openbind.eval.benchmarks.kinetics import read_k400
 from openbind.eval.benchmarks.msrvtt import read_msrvtt
 from openbind.eval.benchmarks.places365 import clean_name, read_places365
+from media import write_image, write_mp4, write_text
 
 # sorted-wnid indices checked by hand against the ILSVRC2012 devkit
 TENCH, CRANE_BIRD, CONSTRUCTION_CRANE, TOILET_PAPER = "n01440764", "n02012849", "n03126707", "n15075141"
 EXPECTED_INDEX = {TENCH: 0, CRANE_BIRD: 134, CONSTRUCTION_CRANE: 517, TOILET_PAPER: 999}
 
 # --- tiny files ---------------------------------------------------------------------------------------------
-
-
-def jpeg(path: Path, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, format="JPEG")
-    return path
-
-
-def mp4(path: Path, frames: int = 8, sound: bool = False) -> Path:
-    """An 8-frame 32x32 MPEG-4 video at 8 fps, optionally with a 1 s AAC track."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("mpeg4", rate=8)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        if sound:
-            audio = out.add_stream("aac", rate=16000)
-            audio.layout = "mono"
-            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)[None]
-            chunk = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = 16000, 0
-            for packet in [*audio.encode(chunk), *audio.encode(None)]:
-                out.mux(packet)
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 30 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-    return path
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def meta_mat(path: Path, id_to_wnid: dict[int, str]) -> Path:
@@ -95,9 +58,9 @@ def imagenet_devkit(tmp_path):
     """Images 1-4 flat in ILSVRC2012_img_val/ (image 5 missing); IDs are not class indices (ID 3 -> index 999)."""
     root = tmp_path / "imagenet"
     for i in range(1, 5):
-        jpeg(root / "ILSVRC2012_img_val" / f"ILSVRC2012_val_{i:08d}.JPEG", seed=i)
+        write_image(root / "ILSVRC2012_img_val" / f"ILSVRC2012_val_{i:08d}.JPEG", seed=i)
     data = root / "ILSVRC2012_devkit_t12" / "data"
-    write(data / "ILSVRC2012_validation_ground_truth.txt", "2\n3\n1\n4\n2\n")
+    write_text(data / "ILSVRC2012_validation_ground_truth.txt", "2\n3\n1\n4\n2\n")
     meta_mat(data / "meta.mat", {1: TENCH, 2: CONSTRUCTION_CRANE, 3: TOILET_PAPER, 4: CRANE_BIRD})
     return root
 
@@ -114,17 +77,17 @@ def test_imagenet_devkit(imagenet_devkit):
 
 def test_imagenet_images_directly_in_root(tmp_path):
     root = tmp_path / "val"
-    jpeg(root / "ILSVRC2012_val_00000001.JPEG")
-    write(root / "ILSVRC2012_validation_ground_truth.txt", "7\n")
+    write_image(root / "ILSVRC2012_val_00000001.JPEG")
+    write_text(root / "ILSVRC2012_validation_ground_truth.txt", "7\n")
     meta_mat(root / "meta.mat", {7: TOILET_PAPER})
     assert read_in1k(root).labels == [999]
 
 
 def test_imagenet_class_folders(tmp_path):
     root = tmp_path / "imagenet"
-    jpeg(root / "val" / TOILET_PAPER / "ILSVRC2012_val_00000002.JPEG")
-    jpeg(root / "val" / TENCH / "ILSVRC2012_val_00000293.JPEG")
-    jpeg(root / "val" / TENCH / "ILSVRC2012_val_00002138.JPEG")
+    write_image(root / "val" / TOILET_PAPER / "ILSVRC2012_val_00000002.JPEG")
+    write_image(root / "val" / TENCH / "ILSVRC2012_val_00000293.JPEG")
+    write_image(root / "val" / TENCH / "ILSVRC2012_val_00002138.JPEG")
     (root / "val" / "n99999999").mkdir()
     (root / "val" / "misc").mkdir()
     test = read_in1k(root)
@@ -135,12 +98,12 @@ def test_imagenet_class_folders(tmp_path):
 
 def test_imagenet_kaggle(tmp_path):
     root = tmp_path / "kaggle"
-    write(root / "LOC_val_solution.csv", "ImageId,PredictionString\n"
+    write_text(root / "LOC_val_solution.csv", "ImageId,PredictionString\n"
           f"ILSVRC2012_val_00000003,{CRANE_BIRD} 10 20 30 40 {CRANE_BIRD} 1 2 3 4 \n"
           f"ILSVRC2012_val_00000001,{TOILET_PAPER} 10 20 30 40 \n"
           f"ILSVRC2012_val_00000002,{TENCH} 5 5 9 9 \n")  # fmt: skip
     for i in (1, 3):
-        jpeg(root / "ILSVRC" / "Data" / "CLS-LOC" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
+        write_image(root / "ILSVRC" / "Data" / "CLS-LOC" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
     test = read_in1k(root)
     assert [Path(p).stem for p in test.items] == ["ILSVRC2012_val_00000001", "ILSVRC2012_val_00000003"]
     assert test.labels == [999, 134] and test.choices["layout"] == "Kaggle"
@@ -158,7 +121,7 @@ def test_imagenet_classes_override(imagenet_devkit):
 def test_imagenet_broken_layouts(tmp_path, imagenet_devkit):
     with pytest.raises(OpenBindInputError, match="dataset folder not found"):
         read_in1k(tmp_path / "absent")
-    jpeg(tmp_path / "bare" / "ILSVRC2012_val_00000001.JPEG")
+    write_image(tmp_path / "bare" / "ILSVRC2012_val_00000001.JPEG")
     with pytest.raises(OpenBindInputError, match="no ImageNet validation labels"):
         read_in1k(tmp_path / "bare")
     (imagenet_devkit / "ILSVRC2012_devkit_t12" / "data" / "meta.mat").unlink()
@@ -178,14 +141,14 @@ def test_imagenet_broken_layouts(tmp_path, imagenet_devkit):
 @pytest.fixture
 def places(tmp_path):
     root = tmp_path / "places365"
-    write(root / "filelist_places365-standard" / "categories_places365.txt",
+    write_text(root / "filelist_places365-standard" / "categories_places365.txt",
           "/a/airfield 0\n/a/apartment_building/outdoor 1\n/b/bus_interior 2\n")  # fmt: skip
-    write(root / "filelist_places365-standard" / "places365_val.txt",
+    write_text(root / "filelist_places365-standard" / "places365_val.txt",
           "Places365_val_00000001.jpg 2\nPlaces365_val_00000002.jpg 0\n"
           "Places365_val_00000003.jpg 1\nPlaces365_val_00000004.jpg 1\n")  # fmt: skip
     for i in (1, 2, 4):
-        jpeg(root / "val_256" / f"Places365_val_{i:08d}.jpg", seed=i)
-    jpeg(root / "val_large" / "Places365_val_00000001.jpg")
+        write_image(root / "val_256" / f"Places365_val_{i:08d}.jpg", seed=i)
+    write_image(root / "val_large" / "Places365_val_00000001.jpg")
     return root
 
 
@@ -210,7 +173,7 @@ def test_places365_classes_override_and_errors(places):
     assert test.class_names == ["runway", "block of flats", "bus inside"] and test.labels == [2, 0, 1]
     with pytest.raises(ValueError, match="places365 has 3 classes, --classes gives 2"):
         read_places365(places, classes=[["a"], ["b"]])
-    write(places / "filelist_places365-standard" / "places365_val.txt", "Places365_val_00000001.jpg 3\n")
+    write_text(places / "filelist_places365-standard" / "places365_val.txt", "Places365_val_00000001.jpg 3\n")
     with pytest.raises(OpenBindInputError, match="line 1"):
         read_places365(places)
     (places / "filelist_places365-standard" / "places365_val.txt").unlink()
@@ -233,11 +196,11 @@ air drumming,zz9T0X8wI3g,120,130,val,0
 def kinetics(tmp_path):
     """Row 5's clip (the only 'air drumming') is missing; one clip sits in a label folder, one lacks the times."""
     root = tmp_path / "k400"
-    write(root / "annotations" / "val.csv", K400_CSV)
-    mp4(root / "val" / "--07WQ2iBlw_000001_000011.mp4")
-    mp4(root / "val" / "-0a_SYAbYd8_000004_000014.mp4")
-    mp4(root / "val" / "massaging person's head" / "0yUjNQkqRKM_000030_000040.mp4")
-    mp4(root / "val" / "1bJ2_mRTxtw.mp4")
+    write_text(root / "annotations" / "val.csv", K400_CSV)
+    write_mp4(root / "val" / "--07WQ2iBlw_000001_000011.mp4")
+    write_mp4(root / "val" / "-0a_SYAbYd8_000004_000014.mp4")
+    write_mp4(root / "val" / "massaging person's head" / "0yUjNQkqRKM_000030_000040.mp4")
+    write_mp4(root / "val" / "1bJ2_mRTxtw.mp4")
     return root
 
 
@@ -255,9 +218,9 @@ def test_kinetics(kinetics):
 
 def test_kinetics_label_folders_without_csv(tmp_path):
     root = tmp_path / "k400"
-    mp4(root / "val" / "air_drumming" / "a.mp4")
-    mp4(root / "val" / "abseiling" / "b.mp4")
-    mp4(root / "val" / "abseiling" / "c.mp4")
+    write_mp4(root / "val" / "air_drumming" / "a.mp4")
+    write_mp4(root / "val" / "abseiling" / "b.mp4")
+    write_mp4(root / "val" / "abseiling" / "c.mp4")
     test = read_k400(root)
     assert test.class_names == ["abseiling", "air drumming"] and test.labels == [0, 0, 1]
     assert [Path(p).name for p in test.items] == ["b.mp4", "c.mp4", "a.mp4"]
@@ -269,10 +232,10 @@ def test_kinetics_classes_override_and_errors(kinetics, tmp_path):
     assert test.class_names == ["rope descent", "drumming in the air", "head massage", "american football"]
     with pytest.raises(ValueError, match="k400 has 4 classes, --classes gives 3"):
         read_k400(kinetics, classes=classes[:3])
-    write(kinetics / "annotations" / "val.csv", "label,youtube_id,time_start,time_end\nabseiling,x,start,10\n")
+    write_text(kinetics / "annotations" / "val.csv", "label,youtube_id,time_start,time_end\nabseiling,x,start,10\n")
     with pytest.raises(OpenBindInputError, match="line 2: time_start"):
         read_k400(kinetics)
-    write(kinetics / "annotations" / "val.csv", "label,youtube_id\nabseiling,x\n")
+    write_text(kinetics / "annotations" / "val.csv", "label,youtube_id\nabseiling,x\n")
     with pytest.raises(OpenBindInputError, match="lacks column"):
         read_k400(kinetics)
     (tmp_path / "empty").mkdir()
@@ -286,12 +249,12 @@ def test_kinetics_classes_override_and_errors(kinetics, tmp_path):
 @pytest.fixture
 def msrvtt(tmp_path):
     root = tmp_path / "msrvtt"
-    write(root / "MSRVTT_JSFUSION_test.csv", "key,vid_key,video_id,sentence\n"
+    write_text(root / "MSRVTT_JSFUSION_test.csv", "key,vid_key,video_id,sentence\n"
           "ret0,msr7010,video7010,a man is talking about a car\n"
           'ret1,msr7011,video7011,"a girl sings, then dances"\n'
           "ret2,msr7012,video7012,people are running in a race\n")  # fmt: skip
-    mp4(root / "MSRVTT" / "videos" / "all" / "video7010.mp4", sound=True)
-    mp4(root / "MSRVTT" / "videos" / "all" / "video7012.mp4")
+    write_mp4(root / "MSRVTT" / "videos" / "all" / "video7010.mp4", sound=True)
+    write_mp4(root / "MSRVTT" / "videos" / "all" / "video7012.mp4")
     return root
 
 
@@ -313,7 +276,7 @@ def test_msrvtt_errors(msrvtt, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(OpenBindInputError, match="no MSRVTT_JSFUSION_test.csv"):
         read_msrvtt(tmp_path / "empty")
-    write(msrvtt / "MSRVTT_JSFUSION_test.csv", "key,vid_key,video_id,sentence\nret0,msr9999,video9999,a cat\n")
+    write_text(msrvtt / "MSRVTT_JSFUSION_test.csv", "key,vid_key,video_id,sentence\nret0,msr9999,video9999,a cat\n")
     with pytest.raises(OpenBindInputError, match="none of its media files was found.*no file for video9999"):
         read_msrvtt(msrvtt)
 

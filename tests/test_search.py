@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,9 @@ import pytest
 import torch
 
 pytest.importorskip("faiss")
-av = pytest.importorskip("av")
-soundfile = pytest.importorskip("soundfile")
-Image = pytest.importorskip("PIL.Image")
+pytest.importorskip("av")
+pytest.importorskip("soundfile")
+pytest.importorskip("PIL.Image")
 
 import openbind  # noqa: E402
 from openbind import cli  # noqa: E402
@@ -27,6 +26,7 @@ from openbind.search import Index, build_index, choose_index, parse_term  # noqa
 from openbind.search import ann  # noqa: E402
 from openbind.search import index as index_module  # noqa: E402
 from openbind.weights.checkpoint import save_checkpoint  # noqa: E402
+from media import write_audio, write_depth, write_image, write_imu_csv, write_mp4  # noqa: E402
 
 DEPTH_GLOB = "depth=**/*_depth.png"
 
@@ -43,45 +43,17 @@ def model_dir(tmp_path_factory) -> Path:
     return _checkpoint(tmp_path_factory.mktemp("model"), 0)
 
 
-def _image(path: Path, color: tuple[int, int, int]) -> None:
-    Image.new("RGB", (64, 48), color).save(path)
-
-
-def _sound(path: Path, freq: float, fmt: str) -> None:
-    t = np.arange(16000) / 16000
-    soundfile.write(path, 0.3 * np.sin(2 * np.pi * freq * t), 16000, format=fmt)
-
-
-def _video(path: Path, with_sound: bool) -> None:
-    with av.open(str(path), "w", format="mp4") as container:
-        video = container.add_stream("libx264", rate=8)
-        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
-        audio = container.add_stream("aac", rate=16000) if with_sound else None
-        for i in range(8):
-            frame = np.full((64, 64, 3), i * 30, np.uint8)
-            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(video.encode(None))
-        if audio is not None:
-            samples = (0.3 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 440)).astype(np.float32)
-            for start in range(0, 16000, 1024):
-                chunk = samples[start : start + 1024][None]
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = 16000, start, Fraction(1, 16000)
-                container.mux(audio.encode(frame))
-            container.mux(audio.encode(None))
-
-
 def _folder(root: Path) -> Path:
     """A mixed folder: images, sounds, a video with sound, captions, depth by glob, hostile files, and a
     manifest of depth/thermal/IMU files in a subfolder."""
     (root / "photos").mkdir(parents=True)
-    _image(root / "photos" / "red.jpg", (220, 20, 20))
-    _image(root / "photos" / "blue.png", (20, 20, 220))
-    _sound(root / "bark.wav", 300, "WAV")
-    _sound(root / "engine.flac", 90, "FLAC")
-    _video(root / "clip.mp4", with_sound=True)
+    write_image(root / "photos" / "red.jpg", color=(220, 20, 20))
+    write_image(root / "photos" / "blue.png", color=(20, 20, 220))
+    write_audio(root / "bark.wav", freq=300)
+    write_audio(root / "engine.flac", freq=90)
+    write_mp4(root / "clip.mp4", sound=True)
     (root / "dog.txt").write_text("a dog barking in a park")
-    Image.fromarray(np.full((48, 64), 1500, np.uint16)).save(root / "room_depth.png")
+    write_depth(root / "room_depth.png", 1500)
     (root / "bad").mkdir()
     (root / "bad" / "truncated.jpg").write_bytes((root / "photos" / "red.jpg").read_bytes()[:200])
     (root / "bad" / "notaudio.wav").write_bytes(b"this is not audio at all" * 10)
@@ -91,11 +63,9 @@ def _folder(root: Path) -> Path:
 
 def _manifest(root: Path) -> Path:
     root.mkdir(parents=True)
-    Image.fromarray(np.full((48, 64), 2000, np.uint16)).save(root / "d.png")
-    Image.fromarray(np.full((48, 64), 120, np.uint8)).save(root / "t.png")
-    t = np.arange(2000) / 200
-    np.savetxt(root / "m.csv", np.column_stack([t] + [np.sin(t * (i + 1)) + 9.81 * (i == 2) for i in range(6)]), delimiter=",",
-               header="t,ax,ay,az,gx,gy,gz", comments="", fmt="%.4f")  # fmt: skip
+    write_depth(root / "d.png")
+    write_image(root / "t.png", gray=True)
+    write_imu_csv(root / "m.csv")
     (root / "pairs.csv").write_text("depth,thermal,imu,text\nd.png,t.png,m.csv,a hot room\n")
     return root / "pairs.csv"
 
@@ -199,7 +169,7 @@ def test_update_after_adding_changing_and_deleting_files(tmp_path, model_dir, mo
     index, _ = build_index(folder, model_dir, tmp_path / "index", progress=False)
     before = {r["path"]: r for r in index.items()}
     (folder / "engine.flac").unlink()
-    _image(folder / "photos" / "green.jpg", (20, 220, 20))
+    write_image(folder / "photos" / "green.jpg", color=(20, 220, 20))
     (folder / "dog.txt").write_text("a car on a road")  # changed content, "car" direction now
     os.utime(folder / "bark.wav", ns=(1, 1))  # touched only: the sha256 keeps its vectors
     report = index.update(progress=False)
@@ -214,7 +184,7 @@ def test_update_after_adding_changing_and_deleting_files(tmp_path, model_dir, mo
     assert index.update(progress=False).unchanged == len(after)
     # add and remove by path, outside the sources
     extra = tmp_path / "extra.png"
-    _image(extra, (1, 2, 3))
+    write_image(extra, color=(1, 2, 3))
     index.add([extra])
     assert str(extra) in {r["path"] for r in index.items()}
     assert index.update(progress=False).unchanged == len(after) + 1  # kept while it exists

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from openbind.errors import OpenBindInputError
 from openbind.modalities.depth.transform import DepthTransform
@@ -21,68 +20,9 @@ from openbind.train.cache import EmbeddingCache, module_fingerprint
 from openbind.train.loader import make_loader
 from openbind.train.pairs import ConcatPairs, PairDataset, collate_pairs, replication_order
 from openbind.train.sampler import MixedPairBatchSampler, PairKey
+from media import write_audio, write_depth, write_image, write_imu_csv, write_mp4
 
 # --- tiny files ---------------------------------------------------------------------------------------------
-
-
-def png(path: Path, seed: int = 0, size=(40, 30), mode="RGB") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
-    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
-    return path
-
-
-def depth_png(path: Path, size=(40, 30)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    depth_mm = np.full((size[1], size[0]), 2000, dtype=np.uint16)
-    Image.fromarray(depth_mm).save(path)
-    return path
-
-
-def wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
-    import soundfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * rate)) / rate
-    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
-    return path
-
-
-def mp4(path: Path, seconds: float = 1.0, fps: int = 10, audio: bool = True) -> Path:
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        if audio:
-            sound = out.add_stream("aac", rate=16000)
-            sound.layout = "mono"
-            t = np.arange(int(seconds * 16000)) / 16000
-            frame = av.AudioFrame.from_ndarray(
-                (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = 16000, 0
-            for packet in [*sound.encode(frame), *sound.encode(None)]:
-                out.mux(packet)
-        for i in range(int(seconds * fps)):
-            image = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
-            image.pts = i
-            for packet in video.encode(image):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-    return path
-
-
-def imu_csv(path: Path, seconds: float = 3.0, rate: float = 100.0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * rate)) / rate
-    rows = np.column_stack([t, 0.1 * np.sin(t), 0.2 * np.cos(t), 9.81 + 0 * t, 0.01 * t, 0 * t, -0.01 * t])
-    header = "t,ax,ay,az,gx,gy,gz\n"
-    path.write_text(header + "\n".join(",".join(f"{v:.6f}" for v in row) for row in rows) + "\n")
-    return path
 
 
 def csv_manifest(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -95,8 +35,8 @@ def csv_manifest(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def test_csv_manifest_resolves_relative_paths_and_keeps_metadata(tmp_path):
-    png(tmp_path / "data" / "img" / "a.png")
-    png(tmp_path / "data" / "img" / "b.png", seed=1)
+    write_image(tmp_path / "data" / "img" / "a.png")
+    write_image(tmp_path / "data" / "img" / "b.png", seed=1)
     path = csv_manifest(
         tmp_path / "data" / "train.csv",
         ["image", "text", "label", "source"],
@@ -114,8 +54,8 @@ def test_csv_manifest_resolves_relative_paths_and_keeps_metadata(tmp_path):
 
 
 def test_jsonl_manifest_and_absolute_paths(tmp_path):
-    image = png(tmp_path / "x.png")
-    audio = wav(tmp_path / "sub" / "x.wav")
+    image = write_image(tmp_path / "x.png")
+    audio = write_audio(tmp_path / "sub" / "x.wav")
     lines = [
         {"image": str(image), "audio": "sub/x.wav", "label": 7, "tags": ["dog", "bark"]},
         {"image": "x.png", "text": "a dog"},
@@ -131,7 +71,7 @@ def test_jsonl_manifest_and_absolute_paths(tmp_path):
 
 
 def test_missing_files_are_all_reported_with_rows(tmp_path):
-    png(tmp_path / "ok.png")
+    write_image(tmp_path / "ok.png")
     path = csv_manifest(
         tmp_path / "m.csv",
         ["image", "depth"],
@@ -173,7 +113,7 @@ def test_missing_manifest_file(tmp_path):
 
 
 def test_write_manifest_round_trip(tmp_path):
-    png(tmp_path / "a" / "x.png")
+    write_image(tmp_path / "a" / "x.png")
     source = csv_manifest(tmp_path / "a" / "m.csv", ["image", "text", "label"], [["x.png", '"hi, there"', "1"]])
     manifest = read_manifest(source)
     copy = read_manifest(write_manifest(manifest, tmp_path / "b" / "copy.csv"))
@@ -188,10 +128,10 @@ def test_sunrgbd_layout(tmp_path):
     root = tmp_path / "SUNRGBD"
     for i, (sensor, label) in enumerate([("kv1/NYUdata/NYU0001", "bedroom"), ("kv2/align/0002", None)]):
         scene = root / sensor
-        png(scene / "image" / f"{i}.jpg")
-        depth_png(scene / "depth" / f"{i}.png")
+        write_image(scene / "image" / f"{i}.jpg")
+        write_depth(scene / "depth" / f"{i}.png")
         if i == 0:
-            depth_png(scene / "depth_bfx" / f"{i}.png")
+            write_depth(scene / "depth_bfx" / f"{i}.png")
             (scene / "scene.txt").write_text(f"{label}\n")
     manifest = read_sunrgbd(root)
     assert manifest.modalities == ["image", "depth"] and manifest.metadata == ["label", "scene"]
@@ -199,22 +139,22 @@ def test_sunrgbd_layout(tmp_path):
     assert manifest.rows[0]["depth"].endswith("depth_bfx/0.png") and manifest.rows[1]["depth"].endswith("depth/1.png")
     assert [r["label"] for r in manifest.rows] == ["bedroom", None]
     assert manifest.transforms["depth"] == DepthTransform(encoding="sunrgbd")
-    png(root / "broken" / "image" / "z.jpg")  # no depth folder
+    write_image(root / "broken" / "image" / "z.jpg")  # no depth folder
     with pytest.raises(OpenBindInputError, match="broken: 1 image"):
         read_sunrgbd(root)
 
 
 def test_llvip_layout(tmp_path):
     for name in ("010001.jpg", "010002.jpg"):
-        png(tmp_path / "visible" / "train" / name)
-        png(tmp_path / "infrared" / "train" / name, mode="L")
-    png(tmp_path / "visible" / "test" / "190001.jpg")
-    png(tmp_path / "infrared" / "test" / "190001.jpg", mode="L")
+        write_image(tmp_path / "visible" / "train" / name)
+        write_image(tmp_path / "infrared" / "train" / name, gray=True)
+    write_image(tmp_path / "visible" / "test" / "190001.jpg")
+    write_image(tmp_path / "infrared" / "test" / "190001.jpg", gray=True)
     train = read_llvip(tmp_path)
     assert train.modalities == ["image", "thermal"] and [r["name"] for r in train.rows] == ["010001.jpg", "010002.jpg"]
     assert train.rows[1]["thermal"] == str(tmp_path.resolve() / "infrared" / "train" / "010002.jpg")
     assert len(read_llvip(tmp_path, split="test")) == 1
-    png(tmp_path / "visible" / "train" / "010003.jpg")
+    write_image(tmp_path / "visible" / "train" / "010003.jpg")
     with pytest.raises(OpenBindInputError, match="1 file.*without a pair.*010003"):
         read_llvip(tmp_path)
 
@@ -230,8 +170,8 @@ def test_audioset_layout(tmp_path):
         'gone99, 0.000, 10.000, "/m/0jbk"\n'
     )
     media = tmp_path / "clips"
-    mp4(media / "--PJHxphWEs_30.000.mp4")
-    wav(media / "abc123_5.wav")
+    write_mp4(media / "--PJHxphWEs_30.000.mp4", sound=True)
+    write_audio(media / "abc123_5.wav")
     manifest = read_audioset(segments, media)
     assert manifest.modalities == ["video", "audio"]
     first, second = manifest.rows
@@ -244,11 +184,11 @@ def test_audioset_layout(tmp_path):
 
 
 def test_ego4d_layout(tmp_path):
-    mp4(tmp_path / "clip_a.mp4", audio=False)
-    imu_csv(tmp_path / "clip_a.csv")
+    write_mp4(tmp_path / "clip_a.mp4")
+    write_imu_csv(tmp_path / "clip_a.csv")
     manifest = read_ego4d(tmp_path)
     assert manifest.modalities == ["video", "imu"] and manifest.rows[0]["uid"] == "clip_a"
-    mp4(tmp_path / "clip_b.mp4", audio=False)
+    write_mp4(tmp_path / "clip_b.mp4")
     with pytest.raises(OpenBindInputError, match="clip_b"):
         read_ego4d(tmp_path)
 
@@ -260,12 +200,12 @@ def test_ego4d_layout(tmp_path):
 def media(tmp_path_factory):
     root = tmp_path_factory.mktemp("media")
     files = {
-        "image": png(root / "i.png"),
-        "depth": depth_png(root / "d.png"),
-        "thermal": png(root / "t.png", mode="L"),
-        "audio": wav(root / "a.wav"),
-        "video": mp4(root / "v.mp4", seconds=1.0),
-        "imu": imu_csv(root / "m.csv"),
+        "image": write_image(root / "i.png"),
+        "depth": write_depth(root / "d.png"),
+        "thermal": write_image(root / "t.png", gray=True),
+        "audio": write_audio(root / "a.wav"),
+        "video": write_mp4(root / "v.mp4", sound=True),
+        "imu": write_imu_csv(root / "m.csv"),
     }
     header = ["image", "video", "text", "audio", "depth", "thermal", "imu"]
     row = [files["image"].name, files["video"].name, "a tiny test scene", files["audio"].name,
@@ -309,8 +249,8 @@ def test_pair_dataset_values_follow_the_transforms(media):
 
 
 def test_pair_dataset_without_anchor_and_row_filtering(tmp_path):
-    png(tmp_path / "a.png")
-    png(tmp_path / "b.png", seed=2)
+    write_image(tmp_path / "a.png")
+    write_image(tmp_path / "b.png", seed=2)
     manifest = read_manifest(csv_manifest(tmp_path / "m.csv", ["image", "text"], [["a.png", "x"], ["b.png", ""]]))
     dataset = PairDataset(manifest, "image", "text", load_anchor=False)
     assert len(dataset) == 1 and dataset.rows == [0]
@@ -326,7 +266,7 @@ def test_pair_dataset_without_anchor_and_row_filtering(tmp_path):
 
 def test_corrupt_file_is_skipped_and_reported(tmp_path):
     for name in ("a", "b", "c", "d"):
-        png(tmp_path / f"{name}.png", seed=ord(name))
+        write_image(tmp_path / f"{name}.png", seed=ord(name))
     (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     rows = [[f"{n}.png", f"caption {n}"] for n in "abcd"]
     dataset = PairDataset(read_manifest(csv_manifest(tmp_path / "m.csv", ["image", "text"], rows)), "image", "text")
@@ -342,7 +282,7 @@ def test_corrupt_file_is_skipped_and_reported(tmp_path):
 
 
 def test_bad_items_cross_worker_processes(tmp_path):
-    png(tmp_path / "a.png")
+    write_image(tmp_path / "a.png")
     (tmp_path / "b.png").write_bytes(b"")
     rows = [["a.png", "one"], ["b.png", "two"]]
     dataset = PairDataset(read_manifest(csv_manifest(tmp_path / "m.csv", ["image", "text"], rows)), "image", "text")
@@ -376,7 +316,7 @@ def test_replication():
 
 
 def test_pair_dataset_replication_length(tmp_path):
-    png(tmp_path / "a.png")
+    write_image(tmp_path / "a.png")
     rows = [["a.png", f"c{i}"] for i in range(4)]
     dataset = PairDataset(
         read_manifest(csv_manifest(tmp_path / "m.csv", ["image", "text"], rows)), "image", "text", replication=1.25
