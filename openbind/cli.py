@@ -181,6 +181,7 @@ def _index_build(args: argparse.Namespace) -> int:
     index, report = build_index(
         args.src, args.model, args.out, globs=parse_globs(args.modality_glob), batch_size=args.batch_size,
         num_workers=args.num_workers, index_type=args.index_type, memory_budget=parse_size(args.memory_budget),
+        backend=args.backend, uri=args.uri, collection=args.collection,
     )  # fmt: skip
     _print_sync(index, report)
     return 0
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_search_commands(sub) -> None:
     from openbind.modalities import input_names
     from openbind.search.ann import INDEX_TYPES
+    from openbind.search.index import STORES
 
     index = sub.add_parser(
         "index",
@@ -375,6 +377,11 @@ def _add_search_commands(sub) -> None:
                        help="files matching PATTERN (relative to SRC, e.g. '**/*_depth.png') are of this kind")  # fmt: skip
     build.add_argument("--index-type", choices=INDEX_TYPES, default=None, help="override the automatic choice")
     build.add_argument("--memory-budget", default="4G", help="memory the FAISS index may use (default 4G)")
+    build.add_argument("--backend", choices=sorted(STORES), default="faiss",
+                       help="where vectors are searched: FAISS in the index folder, or a Milvus collection")  # fmt: skip
+    build.add_argument("--uri", default=None,
+                       help="milvus: a local .db file (Milvus Lite) or http://host:19530 (a server or cluster)")  # fmt: skip
+    build.add_argument("--collection", default=None, help="milvus: the collection (default openbind_<index folder>)")
     update = actions.add_parser("update", help="embed new and changed files of the recorded sources, drop deleted ones")
     update.add_argument("index", help="the index folder")
     for parser in (build, update):

@@ -90,7 +90,7 @@ class Index:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
         self._model = None
-        self._load_generation()
+        self._open_store()
 
     # ---- creating and opening
 
@@ -102,12 +102,20 @@ class Index:
         *,
         index_type: str | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        backend: str = "faiss",
+        uri: str | None = None,
+        collection: str | None = None,
     ) -> Index:
         """A new, empty index for `model` (a checkpoint or run directory), or the existing one if it was made for
-        the same model (so a killed build resumes)."""
+        the same model and vector store (so a killed build resumes). `backend`: where the vectors are searched,
+        "faiss" (in the index folder) or "milvus" (the collection `collection` at `uri`, see `search.milvus`)."""
         root = Path(path)
+        store = _store_settings(backend, uri, collection, index_type, root)
         if (root / META_NAME).is_file():
             index = cls.open(root, model=model)
+            if _store_of(index.meta) != store:
+                index.close()
+                raise ValueError(f"index {root} keeps its vectors in {_store_of(index.meta)}, not in {store}")
         else:
             fingerprint = model_fingerprint(model)
             if fingerprint is None:
@@ -123,11 +131,11 @@ class Index:
                         "embed_dim": config.embed_dim, "modalities": config.modalities}  # fmt: skip
             meta = {
                 "format": FORMAT, "model": recorded,
-                "sources": [], "settings": {}, "generation": 0, "index": None,
+                "sources": [], "settings": {}, "generation": 0, "index": None, "store": store,
             }  # fmt: skip
             sqlite3.connect(root / DB_NAME).executescript(_SCHEMA).close()
             atomic_write_text(root / META_NAME, json.dumps(meta, indent=2))
-            index = cls(root, meta, meta["model"]["source"], None)
+            index = _index_class(meta)(root, meta, meta["model"]["source"], None)
         choose_index(1, 1, memory_budget, index_type)  # a bad option fails now, not after embedding
         index.meta["settings"] = {"index_type": index_type, "memory_budget": memory_budget}
         index._write_meta()
@@ -153,7 +161,16 @@ class Index:
                     "with the index's model or build a new index"
                 )
             source = str(model)
-        return cls(root, meta, source, mmap)
+        return _index_class(meta)(root, meta, source, mmap)
+
+    @classmethod
+    def store_settings(
+        cls, uri: str | None, collection: str | None, index_type: str | None, root: Path
+    ) -> dict[str, Any]:
+        """The `store` record of index.json: the FAISS index lives in the index folder, so nothing to record."""
+        if uri is not None or collection is not None:
+            raise ValueError("uri and collection are options of the milvus backend")
+        return {"backend": "faiss"}
 
     def close(self) -> None:
         self.db.close()
@@ -182,12 +199,16 @@ class Index:
     def item_vectors(self, item: int | str) -> dict[str, np.ndarray]:
         """The float16 vectors of one item (by id or path), by input kind."""
         rows = self.db.execute(
-            "SELECT v.kind, v.file, v.row FROM vectors v JOIN items i ON v.item = i.id WHERE i.id = ? OR i.path = ?",
+            "SELECT v.kind, v.id, v.file, v.row FROM vectors v JOIN items i ON v.item = i.id WHERE i.id = ? OR i.path = ?",
             (item if isinstance(item, int) else -1, str(Path(item).resolve()) if isinstance(item, str) else ""),
         ).fetchall()
         if not rows:
             raise OpenBindInputError(item, "no such item in the index")
-        return {kind: np.array(np.load(self.root / file, mmap_mode="r")[row]) for kind, file, row in rows}
+        return dict(zip([row[0] for row in rows], self._stored([row[1:] for row in rows])))
+
+    def _stored(self, rows: Sequence[tuple[int, str, int]]) -> list[np.ndarray]:
+        """The float16 vectors of (vector id, file, row) rows, from the files they are stored in."""
+        return [np.array(np.load(self.root / file, mmap_mode="r")[row]) for _, file, row in rows]
 
     # ---- changing it
 
@@ -382,7 +403,7 @@ class Index:
                 [(f"gen-{generation}/vectors.npy", position, r[0]) for position, r in enumerate(rows)],
             )
         self._collect_garbage()
-        self._load_generation()
+        self._open_store()
 
     def _collect_garbage(self) -> None:
         """Delete chunk files and generations that neither index.json nor a vector row refers to (the leftovers
@@ -402,7 +423,8 @@ class Index:
 
     # ---- searching it
 
-    def _load_generation(self) -> None:
+    def _open_store(self) -> None:
+        """Load the published generation: its vectors, their ids and the FAISS index."""
         self.vectors = self.ids = self.faiss = None
         if not self.meta["generation"]:
             return
@@ -433,6 +455,12 @@ class Index:
         else:
             vector, own = self.compose(query)
             excluded |= own
+        return self._nearest(vector, k, modalities, excluded)
+
+    def _nearest(
+        self, vector: np.ndarray, k: int, modalities: Sequence[str] | None, excluded: set[int]
+    ) -> list[SearchResult]:
+        """The `k` best items for a unit query vector, from the FAISS index."""
         if self.faiss is None or not len(self.ids):
             return []
         allowed = self._allowed(modalities, excluded)
@@ -539,13 +567,38 @@ def build_index(
     chunk_size: int = 256,
     index_type: str | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: str = "faiss",
+    uri: str | None = None,
+    collection: str | None = None,
     progress: bool = True,
 ) -> tuple[Index, SyncReport]:
     """Index a folder (walked recursively) or a manifest with `model` into the folder `out`. Run again after a
-    crash or kill, it continues where the last committed chunk ended."""
-    index = Index.create(out, model, index_type=index_type, memory_budget=memory_budget)
+    crash or kill, it continues where the last committed chunk ended. `backend`, `uri`, `collection`: see
+    `Index.create`."""
+    index = Index.create(out, model, index_type=index_type, memory_budget=memory_budget, backend=backend, uri=uri,
+                         collection=collection)  # fmt: skip
     index.add_source(make_source(src, globs))
     return index, index.update(batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, progress=progress)
+
+
+STORES: dict[str, type[Index]] = {"faiss": Index}  # backend -> its Index class; search.milvus adds "milvus"
+
+
+def _store_settings(
+    backend: str, uri: str | None, collection: str | None, index_type: str | None, root: Path
+) -> dict[str, Any]:
+    """The `store` record of index.json for these options, checked by the backend's class."""
+    if backend not in STORES:
+        raise ValueError(f"backend must be one of {tuple(STORES)}, got {backend!r}")
+    return STORES[backend].store_settings(uri, collection, index_type, root)
+
+
+def _store_of(meta: dict[str, Any]) -> dict[str, Any]:
+    return meta.get("store", {"backend": "faiss"})  # an index made before backends: FAISS
+
+
+def _index_class(meta: dict[str, Any]) -> type[Index]:
+    return STORES[_store_of(meta)["backend"]]
 
 
 def _kinds_named(name: str) -> list[str]:
