@@ -2,7 +2,8 @@
 
 Layout of an index folder:
 
-    index.json        model (source + fingerprint), sources, settings, the published generation and its FAISS spec
+    index.json        model (source + fingerprint), sources, settings, the vector store (FAISS here, or Milvus:
+                      `search.milvus`), the published generation and its FAISS spec
     items.sqlite      items (path, input kind, size, mtime_ns, sha256, kinds embedded, status, error) and vectors
                       (item, kind, and where the float16 vector lives: file + row)
     chunks/<n>.npy    float16 vectors of one committed chunk of a build, until they are published
