@@ -178,12 +178,43 @@ def _index_build(args: argparse.Namespace) -> int:
     from openbind.search.ann import parse_size
     from openbind.search.sources import parse_globs
 
+    if (args.src is None) == (args.from_embeddings is None):
+        raise ValueError("index build takes either SRC (with --model) or --from-embeddings DIR")
+    if args.from_embeddings is not None:
+        from openbind.search.shards import build_index_from_embeddings
+
+        index, added = build_index_from_embeddings(
+            args.from_embeddings, args.out, index_type=args.index_type, memory_budget=parse_size(args.memory_budget)
+        )
+        print(f"{index.root}: {len(index)} items ({added} added from {args.from_embeddings}, "
+              f"{len(index.failures())} failed); index {index.meta['index']['factory']}")  # fmt: skip
+        return 0
+    if args.model is None:
+        raise ValueError("index build SRC needs --model")
     index, report = build_index(
         args.src, args.model, args.out, globs=parse_globs(args.modality_glob), batch_size=args.batch_size,
         num_workers=args.num_workers, index_type=args.index_type, memory_budget=parse_size(args.memory_budget),
         backend=args.backend, uri=args.uri, collection=args.collection,
     )  # fmt: skip
     _print_sync(index, report)
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from openbind.search.shards import embed_corpus
+    from openbind.search.sources import parse_globs
+
+    report = embed_corpus(
+        args.src, args.model, args.out, globs=parse_globs(args.modality_glob), engine=args.engine,
+        ray_address=args.ray_address, batch_size=args.batch_size, num_workers=args.num_workers,
+        shard_size=args.shard_size, dtype=args.dtype,
+    )  # fmt: skip
+    print(f"{args.out}: {report.shards} shards ({report.written} written now, {report.skipped} already complete); "
+          f"{report.items} items, {report.vectors} vectors embedded now")  # fmt: skip
+    if report.failed:
+        print(f"skipped {len(report.failed)} bad file(s) (rows with an error in the shards):")
+        for path, reason in report.failed:
+            print(f"  {path}: {reason}")
     return 0
 
 
@@ -370,11 +401,33 @@ def _add_search_commands(sub) -> None:
     )
     actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser("build", help="index a folder (recursively) or a manifest with a model")
-    build.add_argument("src", help="a folder (input kind from each file's suffix) or a CSV/JSONL manifest")
-    build.add_argument("--model", required=True, help="checkpoint or training run directory")
+    build.add_argument("src", nargs="?", help="a folder (input kind from each file's suffix) or a CSV/JSONL manifest")
+    build.add_argument("--from-embeddings", default=None, metavar="DIR",
+                       help="index the Parquet shards written by `openbind embed` instead of embedding SRC here")  # fmt: skip
+    build.add_argument("--model", default=None, help="checkpoint or training run directory (with SRC)")
     build.add_argument("--out", required=True, help="the index folder (created, or continued)")
-    build.add_argument("--modality-glob", action="append", default=[], metavar="MODALITY=PATTERN",
-                       help="files matching PATTERN (relative to SRC, e.g. '**/*_depth.png') are of this kind")  # fmt: skip
+    embed = sub.add_parser(
+        "embed",
+        help="embed a folder or manifest into Parquet shards, here or on a Ray cluster",
+        description="Walk SRC as `openbind index build` does and write OUT/shards/shard-<n>.parquet (id, path, kind, "
+        "modality, embedding, size, mtime_ns, sha256, model_fingerprint, error). Resumable per shard: run the same "
+        "command again. Then `openbind index build --from-embeddings OUT --out INDEX` on one machine.",
+    )
+    embed.add_argument("src", help="a folder or a CSV/JSONL manifest (on a cluster: on a filesystem every node sees)")
+    embed.add_argument("--model", required=True, help="checkpoint or training run directory")
+    embed.add_argument("--out", required=True, help="the embedding folder (created, or continued)")
+    embed.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process and its DataLoader workers; ray: Ray Data (pip install 'openbind[ray]')")  # fmt: skip
+    embed.add_argument("--ray-address", default=None, help="the Ray cluster to run on ('auto', 'ray://HOST:10001')")
+    embed.add_argument("--shard-size", type=int, default=1024, help="items per Parquet shard (default 1024)")
+    embed.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored vector type")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--num-workers", type=int, default=0,
+                       help="local: DataLoader workers decoding files; ray: embedding actors (default: one per GPU, or 1)")  # fmt: skip
+    embed.set_defaults(func=_embed)
+    for parser in (build, embed):
+        parser.add_argument("--modality-glob", action="append", default=[], metavar="MODALITY=PATTERN",
+                            help="files matching PATTERN (relative to SRC, e.g. '**/*_depth.png') are of this kind")  # fmt: skip
     build.add_argument("--index-type", choices=INDEX_TYPES, default=None, help="override the automatic choice")
     build.add_argument("--memory-budget", default="4G", help="memory the FAISS index may use (default 4G)")
     build.add_argument("--backend", choices=sorted(STORES), default="faiss",

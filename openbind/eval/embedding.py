@@ -142,11 +142,16 @@ class _Batches(Dataset):
         batch = self.items[start : start + self.batch_size]
         if isinstance(batch, torch.Tensor):
             return start, batch, list(range(len(batch))), []
-        if self.transform is not None:
-            result = map_items(self.transform, batch, on_error="skip")
-        else:
-            result = get_input(self.kind).load(batch, on_error="skip")
+        result = load_batch(self.kind, batch, self.transform)
         return start, result.tensor, result.kept, [(f.index, f.error.reason) for f in result.failed]
+
+
+def load_batch(kind: str, items: Sequence[Any], transform: Callable[[Any], torch.Tensor] | None = None) -> BatchResult:
+    """`items` decoded into one model-ready batch, bad ones listed: the work of one decoding worker (a DataLoader
+    worker here, a Ray task in `openbind.search.ray_engine`), through `transform` or the kind's batch loader."""
+    if transform is not None:
+        return map_items(transform, items, on_error="skip")
+    return get_input(kind).load(items, on_error="skip")
 
 
 def _identity(batch: Any) -> Any:

@@ -78,6 +78,22 @@ class SyncReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def describe_model(model: str | os.PathLike) -> dict[str, Any]:
+    """What an index (or a set of embedding shards) records of its model: path, fingerprint, joint dimension and
+    towers. Refuses a preset with random weights, whose vectors could never be matched to a model again."""
+    fingerprint = model_fingerprint(model)
+    if fingerprint is None:
+        raise ValueError(
+            f"model {str(model)!r} is not a checkpoint or run directory on disk: an index must record the weights "
+            "its vectors came from"
+        )
+    from openbind.factory import get_model_config
+
+    config = get_model_config(str(model))
+    return {"source": str(Path(model).resolve()), "fingerprint": fingerprint, "embed_dim": config.embed_dim,
+            "modalities": config.modalities}  # fmt: skip
+
+
 class Index:
     """An index folder, open for queries and for changes (`update`, `add`, `remove`)."""
 
@@ -106,30 +122,30 @@ class Index:
         backend: str = "faiss",
         uri: str | None = None,
         collection: str | None = None,
+        recorded: dict[str, Any] | None = None,
     ) -> Index:
         """A new, empty index for `model` (a checkpoint or run directory), or the existing one if it was made for
         the same model and vector store (so a killed build resumes). `backend`: where the vectors are searched,
-        "faiss" (in the index folder) or "milvus" (the collection `collection` at `uri`, see `search.milvus`)."""
+        "faiss" (in the index folder) or "milvus" (the collection `collection` at `uri`, see `search.milvus`).
+        `recorded`: the model as `describe_model` wrote it down elsewhere (embedding shards), used instead of
+        `model` when the vectors were embedded on other machines."""
         root = Path(path)
         store = _store_settings(backend, uri, collection, index_type, root)
         if (root / META_NAME).is_file():
-            index = cls.open(root, model=model)
+            index = cls.open(root) if recorded is not None else cls.open(root, model=model)
+            if recorded is not None and index.meta["model"]["fingerprint"] != recorded["fingerprint"]:
+                index.close()
+                raise ValueError(
+                    f"index {root} was built with model {index.meta['model']['source']} (fingerprint "
+                    f"{index.meta['model']['fingerprint']}), not with {recorded['source']} (fingerprint "
+                    f"{recorded['fingerprint']}): their embeddings are not comparable"
+                )
             if _store_of(index.meta) != store:
                 index.close()
                 raise ValueError(f"index {root} keeps its vectors in {_store_of(index.meta)}, not in {store}")
         else:
-            fingerprint = model_fingerprint(model)
-            if fingerprint is None:
-                raise ValueError(
-                    f"model {str(model)!r} is not a checkpoint or run directory on disk: an index must record the "
-                    "weights its vectors came from"
-                )
-            from openbind.factory import get_model_config
-
-            config = get_model_config(str(model))
+            recorded = recorded or describe_model(model)
             root.mkdir(parents=True, exist_ok=True)
-            recorded = {"source": str(Path(model).resolve()), "fingerprint": fingerprint,
-                        "embed_dim": config.embed_dim, "modalities": config.modalities}  # fmt: skip
             meta = {
                 "format": FORMAT, "model": recorded,
                 "sources": [], "settings": {}, "generation": 0, "index": None, "store": store,
@@ -292,50 +308,18 @@ class Index:
         with tqdm(total=len(todo), desc=f"index {self.root.name}", unit="item", disable=not progress) as bar:
             for start in range(0, len(todo), chunk_size):
                 chunk = todo[start : start + chunk_size]
-                report.failed += self._commit(chunk, *self._embed_chunk(model, chunk, batch_size, num_workers))
+                report.failed += self._commit(chunk, *assemble(chunk, embed_files(model, chunk, batch_size, num_workers)))
                 bar.update(len(chunk))
         self._publish()
         return report
 
-    def _embed_chunk(
-        self, model, chunk: list[Candidate], batch_size: int, num_workers: int
-    ) -> tuple[list[dict[str, np.ndarray]], dict[int, str]]:
-        """Each file's vectors by kind (its own, and the kinds inside it: a video's sound), and why files failed.
-
-        A file fails when its own kind fails; a kind inside it that fails (a silent video) is just left out."""
-        vectors: list[dict[str, np.ndarray]] = [{} for _ in chunk]
-        errors: dict[int, str] = {}
-        by_kind: dict[str, list[int]] = {}
-        for i, candidate in enumerate(chunk):
-            for kind in kinds_in_file(candidate.kind):
-                if modality_of(kind).name in model.modalities:
-                    by_kind.setdefault(kind, []).append(i)
-                elif kind == candidate.kind:
-                    errors[i] = f"the model has no {modality_of(kind).name!r} tower"
-        for kind, positions in by_kind.items():
-            values, kept = [], []
-            for i in positions:
-                try:
-                    values.append(_value(kind, chunk[i].path))
-                    kept.append(i)
-                except OpenBindInputError as error:
-                    if kind == chunk[i].kind:
-                        errors[i] = error.reason
-            result = embed_items(
-                model, kind, values, transform=_transform(model, kind), batch_size=batch_size,
-                num_workers=num_workers, on_error="skip", progress=False,
-            )  # fmt: skip
-            for row, j in enumerate(result.kept):
-                vectors[kept[j]][kind] = result.tensor[row].numpy()
-            for failure in result.failed:
-                if kind == chunk[kept[failure.index]].kind:
-                    errors[kept[failure.index]] = failure.reason
-        order = {c.path: kinds_in_file(c.kind) for c in chunk}  # frames before sound, whatever embedded first
-        return [{k: v[k] for k in order[c.path] if k in v} for c, v in zip(chunk, vectors)], errors
-
-    def _commit(self, chunk: list[Candidate], vectors: list[dict[str, np.ndarray]], errors: dict[int, str]) -> list[tuple[str, str]]:
+    def _commit(
+        self, chunk: list[Candidate], vectors: list[dict[str, np.ndarray]], errors: dict[int, str],
+        identities: list[tuple[int | None, int | None, str | None]] | None = None,
+    ) -> list[tuple[str, str]]:  # fmt: skip
         """Record one embedded chunk: its vectors file first (renamed into place), then its rows in one
-        transaction that also drops the files' previous rows."""
+        transaction that also drops the files' previous rows. `identities`: each file's (size, mtime_ns, sha256)
+        when they were taken where it was embedded (default: read now)."""
         rows = [(i, kind, vec) for i in range(len(chunk)) if i not in errors for kind, vec in vectors[i].items()]
         shard = None
         if rows:
@@ -344,17 +328,16 @@ class Index:
             shard = f"chunks/{max(numbers, default=-1) + 1:06d}.npy"
             with atomic_path(self.root / shard) as tmp, open(tmp, "wb") as f:
                 np.save(f, np.stack([vec for _, _, vec in rows]).astype(np.float16))
-        stats = [_stat(c.path) or (None, None) for c in chunk]
-        digests = [_sha256(c.path) if stat[0] is not None else None for c, stat in zip(chunk, stats)]
+        identities = identities or [file_identity(c.path) for c in chunk]
         with self.db:
             ids = [r[0] for c in chunk for r in self.db.execute("SELECT id FROM items WHERE path = ?", (c.path,))]
             self._delete_rows(ids)
             item_ids = {}
-            for i, (candidate, stat, digest) in enumerate(zip(chunk, stats, digests)):
+            for i, (candidate, identity) in enumerate(zip(chunk, identities)):
                 item_ids[i] = self.db.execute(
                     "INSERT INTO items(path, kind, source, size, mtime_ns, sha256, kinds, status, error) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (candidate.path, candidate.kind, candidate.source, *stat, digest,
+                    (candidate.path, candidate.kind, candidate.source, *identity,
                      ",".join(vectors[i]) if i not in errors else "", "failed" if i in errors else "ok", errors.get(i)),
                 ).lastrowid  # fmt: skip
             self.db.executemany(
@@ -531,7 +514,7 @@ class Index:
             model = self._model_with({modality_of(kind).name})
             embedded = embed_items(
                 model, kind, [value],
-                transform=_transform(model, kind), progress=False, on_error="raise",
+                transform=kind_transform(model.config, kind), progress=False, on_error="raise",
             )  # fmt: skip
             total += float(weight) * embedded[0].numpy()
         if np.linalg.norm(total) < 1e-6:
@@ -602,6 +585,64 @@ def _index_class(meta: dict[str, Any]) -> type[Index]:
     return STORES[_store_of(meta)["backend"]]
 
 
+Embedded = tuple[int, str, "np.ndarray | None", "str | None"]  # (file position, input kind, vector, why it failed)
+
+
+def embed_files(model, chunk: Sequence[Candidate], batch_size: int = 32, num_workers: int = 0) -> list[Embedded]:
+    """Every kind of every file of `chunk` embedded in this process (each file's own kind, and the kinds inside
+    it: a video's sound), as (position, kind, vector or None, reason or None); `assemble` turns them into files."""
+    results: list[Embedded] = []
+    by_kind: dict[str, list[int]] = {}
+    for i, candidate in enumerate(chunk):
+        for kind in kinds_in_file(candidate.kind):
+            missing = missing_tower(model.modalities, kind)
+            if missing is None:
+                by_kind.setdefault(kind, []).append(i)
+            else:
+                results.append((i, kind, None, missing))
+    for kind, positions in by_kind.items():
+        values, kept = [], []
+        for i in positions:
+            try:
+                values.append(file_value(kind, chunk[i].path))
+                kept.append(i)
+            except OpenBindInputError as error:
+                results.append((i, kind, None, error.reason))
+        result = embed_items(
+            model, kind, values, transform=kind_transform(model.config, kind), batch_size=batch_size,
+            num_workers=num_workers, on_error="skip", progress=False,
+        )  # fmt: skip
+        results += [(kept[j], kind, result.tensor[row].numpy(), None) for row, j in enumerate(result.kept)]
+        results += [(kept[failure.index], kind, None, failure.reason) for failure in result.failed]
+    return results
+
+
+def assemble(chunk: Sequence[Candidate], results: Iterable[Embedded]) -> tuple[list[dict[str, np.ndarray]], dict[int, str]]:
+    """Each file's vectors by kind, in `kinds_in_file` order (frames before sound, whatever embedded first), and
+    why files failed: a file fails when its own kind fails; a kind inside it that fails (a silent video) is just
+    left out."""
+    vectors: list[dict[str, np.ndarray]] = [{} for _ in chunk]
+    errors: dict[int, str] = {}
+    for i, kind, vector, reason in results:
+        if reason is None:
+            vectors[i][kind] = vector
+        elif kind == chunk[i].kind:
+            errors[i] = reason
+    return [{k: v[k] for k in kinds_in_file(c.kind) if k in v} for c, v in zip(chunk, vectors)], errors
+
+
+def missing_tower(modalities: Sequence[str], kind: str) -> str | None:
+    """Why a model with these towers cannot embed `kind` (None when it can)."""
+    name = modality_of(kind).name
+    return None if name in modalities else f"the model has no {name!r} tower"
+
+
+def file_identity(path: str) -> tuple[int | None, int | None, str | None]:
+    """(size, mtime_ns, sha256) of a file, all None when it cannot be read: how `update` tells a changed file."""
+    stat = _stat(path)
+    return (*stat, _sha256(path)) if stat is not None else (None, None, None)
+
+
 def _kinds_named(name: str) -> list[str]:
     """An input kind's name, or a modality's name for all its kinds."""
     from openbind.modalities import all_modalities, get_modality
@@ -611,7 +652,7 @@ def _kinds_named(name: str) -> list[str]:
     return [get_input(name).name]
 
 
-def _value(kind: str, path: str) -> Any:
+def file_value(kind: str, path: str) -> Any:
     """What to embed of a file: the file itself, or its content for kinds whose inputs are not files (.txt)."""
     if get_input(kind).holds_files:
         return path
@@ -624,11 +665,12 @@ def _value(kind: str, path: str) -> Any:
     return text
 
 
-def _transform(model, kind: str):
-    """The model's own per-item transform of `kind` (None for batched kinds: their batch loader)."""
+def kind_transform(config, kind: str):
+    """The per-item transform of `kind` with the model config's options (None for batched kinds: their batch
+    loader); a config, not a model, so decoding workers need no weights."""
     if get_input(kind).batched:
         return None
-    return get_input(kind).transform(**model.config.input_options(kind))
+    return get_input(kind).transform(**config.input_options(kind))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
