@@ -1,4 +1,4 @@
-"""The input benchmarks and the machine-scaling control run end to end in their --quick mode (a smoke run, not a
+"""The input benchmarks, the machine-scaling control and the search index benchmark run end to end in their --quick mode (a smoke run, not a
 timing: numbers are not checked, only that every row is measured), so that a change to the API they drive cannot
 leave them broken."""
 
