@@ -1,9 +1,10 @@
-"""The input benchmarks and the machine-scaling control run end to end in their --quick mode (a smoke run, not a
+"""The input benchmarks, the machine-scaling control and the search index benchmark run end to end in their --quick mode (a smoke run, not a
 timing: numbers are not checked, only that every row is measured), so that a change to the API they drive cannot
 leave them broken."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,4 +53,15 @@ def test_eval_input_benchmark_runs():
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     for row in ("esc50 (audio", "sun-d (depth", "k400 (video", "DataLoader 2 workers", "1 process, 1 thread"):
+        assert row in result.stdout, result.stdout
+
+
+def test_index_benchmark_runs():
+    env = {**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)}  # this checkout's openbind in the case processes
+    result = subprocess.run(
+        [sys.executable, "bench_index.py", "--quick"], cwd=BENCHMARKS, capture_output=True, text=True, timeout=300,
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in ("3,000 | flat *", "3,000 | hnsw ", "3,000 | ivf_sq8 ", "3,000 | ivf_pq "):
         assert row in result.stdout, result.stdout

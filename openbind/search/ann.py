@@ -22,6 +22,8 @@ HNSW_EF_SEARCH = 128
 IVF_NPROBE = 16
 PQ_RERANK = 10  # PQ search keeps this many candidates per result, re-scored from the float16 vectors
 DEFAULT_MEMORY_BUDGET = 4 << 30
+TRAIN_POINTS_PER_LIST = 50  # k-means sample per IVF list: faiss wants >= 39; training time grows with it
+ADD_CHUNK = 65_536  # vectors converted to float32 at a time while filling an index
 INDEX_TYPES = ("flat", "hnsw", "ivf_sq8", "ivf_pq")
 
 
@@ -60,6 +62,7 @@ def choose_index(
     # autofaiss: about 4 sqrt(N) lists, a power of two; at least 39 training points per list
     nlist = max(1, min(2 ** round(math.log2(4 * math.sqrt(max(count, 1)))), count // 39))
     params = {"nprobe": min(IVF_NPROBE, nlist)}
+    spec["nlist"] = nlist
     if index_type == "ivf_sq8":
         return {**spec, "factory": f"IVF{nlist},SQ8", "params": params}
     divisors = [m for m in range(1, dim + 1) if dim % m == 0 and m <= max(1, dim // 2)]
@@ -70,31 +73,43 @@ def choose_index(
 
 
 def build_faiss(spec: dict[str, Any], vectors: np.ndarray):
-    """A trained and filled FAISS index (inner product) over float32 unit `vectors`, per `spec`."""
+    """A trained and filled FAISS index (inner product) over unit `vectors`, per `spec`.
+
+    `vectors` may be float16 and memory-mapped: IVF training reads a sample (`TRAIN_POINTS_PER_LIST` per list,
+    at least 256 lists' worth for PQ's codebooks) and vectors are added `ADD_CHUNK` at a time, so besides the
+    index only one chunk is held as float32, never a float32 copy of the collection."""
     import faiss
 
     index = faiss.index_factory(vectors.shape[1], spec["factory"], faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained and len(vectors):
-        index.train(vectors)
-    if len(vectors):
-        index.add(vectors)
+    count = len(vectors)
+    if not index.is_trained and count:
+        size = TRAIN_POINTS_PER_LIST * max(spec.get("nlist", 1), 256)
+        sample = np.sort(np.random.default_rng(0).choice(count, size, replace=False)) if count > size else slice(None)
+        index.train(np.ascontiguousarray(vectors[sample], np.float32))
+    for start in range(0, count, ADD_CHUNK):
+        index.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], np.float32))
     return index
+
+
+def search_parameters(spec: dict[str, Any], k: int):
+    """FAISS search parameters of `spec`'s type from its recorded `params` (efSearch at least `k`)."""
+    import faiss
+
+    params = spec["params"]
+    if spec["type"] == "hnsw":
+        return faiss.SearchParametersHNSW(efSearch=max(params["efSearch"], k))
+    if spec["type"] in ("ivf_sq8", "ivf_pq"):
+        return faiss.SearchParametersIVF(nprobe=params["nprobe"])
+    return faiss.SearchParameters()
 
 
 def search_faiss(index, spec: dict[str, Any], query: np.ndarray, k: int, allowed: np.ndarray | None):
     """(scores, positions) of the `k` best vectors for one query, only among `allowed` positions when given."""
     import faiss
 
-    selector = faiss.IDSelectorBatch(allowed.astype(np.int64)) if allowed is not None else None
-    params = spec["params"]
-    if spec["type"] == "hnsw":
-        options = faiss.SearchParametersHNSW(efSearch=max(params["efSearch"], k))
-    elif spec["type"] in ("ivf_sq8", "ivf_pq"):
-        options = faiss.SearchParametersIVF(nprobe=params["nprobe"])
-    else:
-        options = faiss.SearchParameters()
-    if selector is not None:
-        options.sel = selector
+    options = search_parameters(spec, k)
+    if allowed is not None:
+        options.sel = faiss.IDSelectorBatch(allowed.astype(np.int64))
     scores, positions = index.search(query.reshape(1, -1).astype(np.float32), k, params=options)
     keep = positions[0] >= 0
     return scores[0][keep], positions[0][keep]

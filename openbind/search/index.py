@@ -373,7 +373,7 @@ class Index:
         staging = Path(tempfile.mkdtemp(prefix=".gen-", dir=self.root))
         np.save(staging / "vectors.npy", vectors)
         np.save(staging / "ids.npy", np.array([r[0] for r in rows], np.int64))
-        faiss.write_index(build_faiss(spec, vectors.astype(np.float32)), str(staging / "faiss.index"))
+        faiss.write_index(build_faiss(spec, vectors), str(staging / "faiss.index"))
         for name in os.listdir(staging):
             with open(staging / name, "rb") as f:
                 os.fsync(f.fileno())
