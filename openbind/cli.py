@@ -186,8 +186,9 @@ def _index_build(args: argparse.Namespace) -> int:
         index, added = build_index_from_embeddings(
             args.from_embeddings, args.out, index_type=args.index_type, memory_budget=parse_size(args.memory_budget)
         )
-        print(f"{index.root}: {len(index)} items ({added} added from {args.from_embeddings}, "
-              f"{len(index.failures())} failed); index {index.meta['index']['factory']}")  # fmt: skip
+        with index:
+            print(f"{index.root}: {len(index)} items ({added} added from {args.from_embeddings}, "
+                  f"{len(index.failures())} failed); index {index.meta['index']['factory']}")  # fmt: skip
         return 0
     if args.model is None:
         raise ValueError("index build SRC needs --model")
@@ -196,7 +197,8 @@ def _index_build(args: argparse.Namespace) -> int:
         num_workers=args.num_workers, index_type=args.index_type, memory_budget=parse_size(args.memory_budget),
         backend=args.backend, uri=args.uri, collection=args.collection,
     )  # fmt: skip
-    _print_sync(index, report)
+    with index:
+        _print_sync(index, report)
     return 0
 
 
