@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import math
 import mmap
+import multiprocessing
+import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,20 +87,74 @@ def build_faiss(spec: dict[str, Any], vectors: np.ndarray):
     import faiss
 
     index = faiss.index_factory(vectors.shape[1], spec["factory"], faiss.METRIC_INNER_PRODUCT)
-    count = len(vectors)
-    if not index.is_trained and count:
-        size = TRAIN_POINTS_PER_LIST * max(spec.get("nlist", 1), 256)
-        rng = np.random.default_rng(0)
-        sample = np.sort(rng.choice(count, size, replace=False)) if count > size else np.arange(count)
-        picked = []
-        for start, chunk in float32_chunks(vectors):
-            low, high = np.searchsorted(sample, [start, start + len(chunk)])
-            picked.append(chunk[sample[low:high] - start])
-        index.train(np.concatenate(picked))
-        del picked
+    if not index.is_trained and len(vectors):
+        _train(index, spec, vectors)
     for _, chunk in float32_chunks(vectors):
         index.add(chunk)
     return index
+
+
+def _train(index, spec: dict[str, Any], vectors: np.ndarray) -> None:
+    """Train `index` on a sample of `vectors`: `TRAIN_POINTS_PER_LIST` per list, at least 256 lists' worth (PQ's
+    codebooks), gathered chunk by chunk in file order."""
+    count, size = len(vectors), TRAIN_POINTS_PER_LIST * max(spec.get("nlist", 1), 256)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(count, size, replace=False)) if count > size else np.arange(count)
+    picked = np.empty((len(sample), vectors.shape[1]), np.float32)  # filled in place: one copy of the sample
+    for start, chunk in float32_chunks(vectors):
+        low, high = np.searchsorted(sample, [start, start + len(chunk)])
+        picked[low:high] = chunk[sample[low:high] - start]
+    index.train(picked)
+
+
+def build_sharded(
+    vectors_path: str | os.PathLike, spec: dict[str, Any], shards: int, out_dir: str | os.PathLike,
+    workers: int | None = None,
+) -> Path:  # fmt: skip
+    """An IVF index over the float16 .npy at `vectors_path` whose inverted lists live in a file, for collections
+    whose index outgrows memory (as autofaiss and clip-retrieval build them): trained once on a sample
+    (`out_dir/trained.index`), `shards` contiguous slices filled in parallel processes and written to disk, then
+    merged list by list by FAISS's `merge_ondisk` into `out_dir/merged.ivfdata`, so no process holds the whole
+    index. Returns `out_dir/merged.index`; open it with `faiss.read_index(path, faiss.IO_FLAG_MMAP)`. It names
+    the .ivfdata by absolute path: moving the folder breaks it."""
+    import faiss
+    from faiss.contrib.ondisk import merge_ondisk
+
+    if not spec["type"].startswith("ivf"):
+        raise ValueError(f"only IVF indexes have inverted lists to keep on disk, got {spec['type']!r}")
+    vectors = np.load(vectors_path, mmap_mode="r")
+    if not 1 <= shards <= len(vectors):
+        raise ValueError(f"shards must be in [1, {len(vectors)}] (the vectors), got {shards}")
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    index = faiss.index_factory(vectors.shape[1], spec["factory"], faiss.METRIC_INNER_PRODUCT)
+    _train(index, spec, vectors)
+    faiss.write_index(index, str(out / "trained.index"))
+    bounds = np.linspace(0, len(vectors), shards + 1).astype(int).tolist()
+    paths = [str(out / f"shard-{i}.index") for i in range(shards)]
+    spawn = multiprocessing.get_context("spawn")  # a forked faiss (OpenMP) can hang
+    with ProcessPoolExecutor(workers or min(shards, os.cpu_count() or 1), mp_context=spawn) as pool:
+        list(pool.map(_fill_shard, [str(vectors_path)] * shards, [str(out / "trained.index")] * shards,
+                      bounds[:-1], bounds[1:], paths))  # fmt: skip
+    merge_ondisk(index, paths, str(out / "merged.ivfdata"))
+    faiss.write_index(index, str(out / "merged.index"))
+    for path in paths:
+        os.unlink(path)
+    return out / "merged.index"
+
+
+def _fill_shard(vectors_path: str, trained_path: str, start: int, stop: int, out_path: str) -> None:
+    """Rows [start, stop) of the vectors file, under their global ids, added to a copy of the trained index,
+    written to `out_path` (a worker of `build_sharded`)."""
+    import faiss
+
+    index = faiss.read_index(trained_path)
+    whole = np.load(vectors_path, mmap_mode="r")
+    dim = whole.shape[1]
+    rows = np.memmap(vectors_path, whole.dtype, "r", whole.offset + start * dim * whole.itemsize, (stop - start, dim))
+    for first, chunk in float32_chunks(rows):
+        index.add_with_ids(chunk, np.arange(start + first, start + first + len(chunk)))
+    faiss.write_index(index, out_path)
 
 
 def float32_chunks(vectors: np.ndarray, rows: int = ADD_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
