@@ -115,8 +115,8 @@ def build_sharded(
     whose index outgrows memory (as autofaiss and clip-retrieval build them): trained once on a sample
     (`out_dir/trained.index`), `shards` contiguous slices filled in parallel processes and written to disk, then
     merged list by list by FAISS's `merge_ondisk` into `out_dir/merged.ivfdata`, so no process holds the whole
-    index. Returns `out_dir/merged.index`; open it with `faiss.read_index(path, faiss.IO_FLAG_MMAP)`. It names
-    the .ivfdata by absolute path: moving the folder breaks it."""
+    index. Returns `out_dir/merged.index`; open it with `faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR)`
+    (the lists stay memory-mapped; faiss 1.15's `IO_FLAG_MMAP` crashes searching them)."""
     import faiss
     from faiss.contrib.ondisk import merge_ondisk
 
