@@ -258,6 +258,32 @@ def test_index_type_is_chosen_from_size_dimension_and_budget():
         choose_index(10, 64, index_type="annoy")
 
 
+
+def test_float32_chunks_of_a_memory_map_match_slicing(tmp_path):
+    vectors = np.random.default_rng(1).standard_normal((1_000, 16)).astype(np.float16)
+    np.save(tmp_path / "v.npy", vectors)
+    for source in (np.load(tmp_path / "v.npy", mmap_mode="r"), vectors):
+        got = np.concatenate([chunk.copy() for _, chunk in ann.float32_chunks(source, rows=300)])
+        assert got.dtype == np.float32 and np.array_equal(got, vectors.astype(np.float32))
+
+
+def test_sharded_on_disk_index_matches_one_process_build_of_the_same_trained_index(tmp_path):
+    import faiss
+
+    vectors = np.random.default_rng(0).standard_normal((4_000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.save(tmp_path / "v.npy", vectors.astype(np.float16))
+    spec = choose_index(len(vectors), 64, index_type="ivf_sq8")
+    path = ann.build_sharded(tmp_path / "v.npy", spec, 3, tmp_path / "out", workers=2)
+    merged = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    single = faiss.read_index(str(tmp_path / "out" / "trained.index"))
+    single.add(vectors.astype(np.float16).astype(np.float32))
+    assert merged.ntotal == single.ntotal == len(vectors) and not list((tmp_path / "out").glob("shard-*"))
+    queries = vectors[:100]
+    options = ann.search_parameters(spec, 10)
+    assert np.array_equal(merged.search(queries, 10, params=options)[1], single.search(queries, 10, params=options)[1])
+
+
 @pytest.mark.parametrize("index_type", ["hnsw", "ivf_sq8", "ivf_pq", None])
 def test_each_index_type_finds_the_planted_item_and_is_recorded(tmp_path, model_dir, monkeypatch, index_type):
     _planted(monkeypatch, DIRECTIONS)

@@ -12,6 +12,12 @@ simplified), and searching it with the recorded parameters.
 from __future__ import annotations
 
 import math
+import mmap
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,14 +87,100 @@ def build_faiss(spec: dict[str, Any], vectors: np.ndarray):
     import faiss
 
     index = faiss.index_factory(vectors.shape[1], spec["factory"], faiss.METRIC_INNER_PRODUCT)
-    count = len(vectors)
-    if not index.is_trained and count:
-        size = TRAIN_POINTS_PER_LIST * max(spec.get("nlist", 1), 256)
-        sample = np.sort(np.random.default_rng(0).choice(count, size, replace=False)) if count > size else slice(None)
-        index.train(np.ascontiguousarray(vectors[sample], np.float32))
-    for start in range(0, count, ADD_CHUNK):
-        index.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], np.float32))
+    if not index.is_trained and len(vectors):
+        _train(index, spec, vectors)
+    for _, chunk in float32_chunks(vectors):
+        index.add(chunk)
     return index
+
+
+def _train(index, spec: dict[str, Any], vectors: np.ndarray) -> None:
+    """Train `index` on a sample of `vectors`: `TRAIN_POINTS_PER_LIST` per list, at least 256 lists' worth (PQ's
+    codebooks), gathered chunk by chunk in file order."""
+    count, size = len(vectors), TRAIN_POINTS_PER_LIST * max(spec.get("nlist", 1), 256)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(count, size, replace=False)) if count > size else np.arange(count)
+    picked = np.empty((len(sample), vectors.shape[1]), np.float32)  # filled in place: one copy of the sample
+    for start, chunk in float32_chunks(vectors):
+        low, high = np.searchsorted(sample, [start, start + len(chunk)])
+        picked[low:high] = chunk[sample[low:high] - start]
+    index.train(picked)
+
+
+def build_sharded(
+    vectors_path: str | os.PathLike, spec: dict[str, Any], shards: int, out_dir: str | os.PathLike,
+    workers: int | None = None,
+) -> Path:  # fmt: skip
+    """An IVF index over the float16 .npy at `vectors_path` whose inverted lists live in a file, for collections
+    whose index outgrows memory (as autofaiss and clip-retrieval build them): trained once on a sample
+    (`out_dir/trained.index`), `shards` contiguous slices filled in parallel processes and written to disk, then
+    merged list by list by FAISS's `merge_ondisk` into `out_dir/merged.ivfdata`, so no process holds the whole
+    index. Returns `out_dir/merged.index`; open it with `faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR)`
+    (the lists stay memory-mapped; faiss 1.15's `IO_FLAG_MMAP` crashes searching them)."""
+    import faiss
+    from faiss.contrib.ondisk import merge_ondisk
+
+    if not spec["type"].startswith("ivf"):
+        raise ValueError(f"only IVF indexes have inverted lists to keep on disk, got {spec['type']!r}")
+    vectors = np.load(vectors_path, mmap_mode="r")
+    if not 1 <= shards <= len(vectors):
+        raise ValueError(f"shards must be in [1, {len(vectors)}] (the vectors), got {shards}")
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    index = faiss.index_factory(vectors.shape[1], spec["factory"], faiss.METRIC_INNER_PRODUCT)
+    _train(index, spec, vectors)
+    faiss.write_index(index, str(out / "trained.index"))
+    bounds = np.linspace(0, len(vectors), shards + 1).astype(int).tolist()
+    paths = [str(out / f"shard-{i}.index") for i in range(shards)]
+    spawn = multiprocessing.get_context("spawn")  # a forked faiss (OpenMP) can hang
+    with ProcessPoolExecutor(workers or min(shards, os.cpu_count() or 1), mp_context=spawn) as pool:
+        list(pool.map(_fill_shard, [str(vectors_path)] * shards, [str(out / "trained.index")] * shards,
+                      bounds[:-1], bounds[1:], paths))  # fmt: skip
+    merge_ondisk(index, paths, str(out / "merged.ivfdata"))
+    faiss.write_index(index, str(out / "merged.index"))
+    for path in paths:
+        os.unlink(path)
+    return out / "merged.index"
+
+
+def _fill_shard(vectors_path: str, trained_path: str, start: int, stop: int, out_path: str) -> None:
+    """Rows [start, stop) of the vectors file, under their global ids, added to a copy of the trained index,
+    written to `out_path` (a worker of `build_sharded`)."""
+    import faiss
+
+    index = faiss.read_index(trained_path)
+    whole = np.load(vectors_path, mmap_mode="r")
+    dim = whole.shape[1]
+    rows = np.memmap(vectors_path, whole.dtype, "r", whole.offset + start * dim * whole.itemsize, (stop - start, dim))
+    for first, chunk in float32_chunks(rows):
+        index.add_with_ids(chunk, np.arange(start + first, start + first + len(chunk)))
+    faiss.write_index(index, out_path)
+
+
+def float32_chunks(vectors: np.ndarray, rows: int = ADD_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, float32 rows) of `vectors`, `rows` at a time, in one reused buffer (valid until the next).
+
+    A memory-mapped .npy is read with explicit reads, not by slicing its map: file-backed pages count in the
+    process's RSS once touched, so slicing would add the whole file (2 GB at 10^6 1024-d float16 vectors) to
+    the peak RSS of a build, where reads leave them only in the page cache."""
+    count, dim = vectors.shape
+    out = np.empty((min(rows, count), dim), np.float32)
+    mapped = isinstance(vectors, np.memmap) and isinstance(vectors.base, mmap.mmap) and vectors.flags.c_contiguous
+    if not mapped:
+        for start in range(0, count, rows):
+            chunk = out[: min(rows, count - start)]
+            np.copyto(chunk, vectors[start : start + len(chunk)])
+            yield start, chunk
+        return
+    raw = np.empty(out.shape, vectors.dtype)
+    with open(vectors.filename, "rb", buffering=0) as file:
+        file.seek(vectors.offset)
+        for start in range(0, count, rows):
+            n = min(rows, count - start)
+            if file.readinto(raw[:n]) != raw[:n].nbytes:
+                raise OSError(f"{vectors.filename} ended before row {start + n:,}")
+            np.copyto(out[:n], raw[:n])
+            yield start, out[:n]
 
 
 def search_parameters(spec: dict[str, Any], k: int):
