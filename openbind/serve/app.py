@@ -148,7 +148,7 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
     async def item(item_id: str) -> dict[str, Any]:
         number = _item_id(item_id)
         try:
-            return {**await service.item(number), "media": f"/v1/items/{number}/media"}
+            return await service.item(number)
         except KeyError:
             raise ApiError(404, f"no item {number} in the index", item_id) from None
 

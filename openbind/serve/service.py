@@ -5,6 +5,7 @@ opened it)."""
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -160,7 +161,8 @@ class SearchService:
             raise OpenBindInputError("query", "the query terms cancel out (their weighted sum is zero)")
         own = {int(term.value) for term in terms if term.kind == ITEM}
         results = await self._on_index(lambda: self.index.search(total, k, modalities or None, exclude=own))
-        return [{"id": r.id, "path": r.path, "modality": r.modality, "score": r.score} for r in results]
+        return [{"id": r.id, "path": r.path, "modality": r.modality, "score": r.score, **media_of(r.id, r.path)}
+                for r in results]  # fmt: skip
 
     async def _term_vector(self, term: Term) -> np.ndarray:
         if term.kind == ITEM:
@@ -196,7 +198,7 @@ class SearchService:
             raise KeyError(f"no item {item} in the index")
         row = rows[0]
         return {"id": row["id"], "path": row["path"], "kind": row["kind"], "kinds": [k for k in row["kinds"].split(",") if k],
-                "size": row["size"], "status": row["status"], "error": row["error"]}  # fmt: skip
+                "size": row["size"], "status": row["status"], "error": row["error"], **media_of(row["id"], row["path"])}  # fmt: skip
 
     async def media_path(self, item: int) -> Path:
         """The file of an item, if it lies inside one of the index's source folders (symlinks resolved)."""
@@ -212,6 +214,11 @@ class SearchService:
 
     async def _on_index(self, call: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._index_thread, call)
+
+
+def media_of(item: int, path: str) -> dict[str, str]:
+    """Where the page fetches an item's file, and its content type (which tells it how to preview it)."""
+    return {"media": f"/v1/items/{item}/media", "media_type": mimetypes.guess_type(path)[0] or "application/octet-stream"}
 
 
 def _root_of(source: dict[str, Any]) -> Path:
