@@ -259,6 +259,27 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from openbind.serve import BatchSettings, Limits, ServeSettings, serve
+    from openbind.serve.limits import MIB, parse_upload_limits
+
+    largest, by_kind = parse_upload_limits(args.max_upload_mb)
+    limits = Limits(
+        max_request_bytes=int(args.max_request_mb * MIB), max_file_bytes=largest, max_file_bytes_by_kind=by_kind,
+        max_pixels=args.max_pixels, max_seconds=args.max_seconds, max_k=args.max_k, timeout_s=args.timeout,
+        max_concurrent=args.max_concurrent,
+    )  # fmt: skip
+    settings = ServeSettings(
+        token=args.token or os.environ.get("OPENBIND_TOKEN") or None, cors_origins=tuple(args.cors_origin),
+        limits=limits, batching=BatchSettings(args.max_batch, args.max_wait_ms), decode_workers=args.decode_workers,
+        device=args.device,
+    )  # fmt: skip
+    serve(args.index, args.model, host=args.host, port=args.port, settings=settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openbind",
@@ -464,6 +485,42 @@ def _add_search_commands(sub) -> None:
     search.add_argument("--json", action="store_true", help="print {\"results\": [{id, path, modality, score}]}")
     search.add_argument("--model", default=None, help="the index's model at another path (checked to be the same)")
     search.set_defaults(func=_search)
+    _add_serve_command(sub)
+
+
+def _add_serve_command(sub) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve an index over HTTP: a search page at / and a JSON API (needs the serve extra)",
+        description="Serves POST /v1/embed, POST /v1/search, GET /v1/items/ID and /v1/items/ID/media, /healthz, "
+        "/readyz, /metrics (Prometheus), the API's docs at /docs and a search page at /. Requests from all clients "
+        "are embedded together in batches. Binds 127.0.0.1; any other host needs --token (or OPENBIND_TOKEN), "
+        "then sent by clients as 'Authorization: Bearer TOKEN'. See docs/serve.md.",
+    )  # fmt: skip
+    serve.add_argument("index", help="the index folder (openbind index build)")
+    serve.add_argument("--model", default=None, help="the index's model at another path (checked to be the same)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--token", default=None, help="bearer token clients must send (default: $OPENBIND_TOKEN)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="an origin whose pages may call the API (repeat; default none: CORS off)")  # fmt: skip
+    serve.add_argument("--max-batch", type=int, default=32, help="most items per forward pass (1: no batching)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+                       help="how long a batch waits for more requests (default 5 ms)")  # fmt: skip
+    serve.add_argument("--max-concurrent", type=int, default=64,
+                       help="embed and search requests in progress at once; beyond it 429 + Retry-After (default 64)")  # fmt: skip
+    serve.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take (default 30)")
+    serve.add_argument("--max-upload-mb", action="append", default=[], metavar="[KIND=]MB",
+                       help="largest upload (default 25 MB), or of one input kind: --max-upload-mb video=200")  # fmt: skip
+    serve.add_argument("--max-request-mb", type=float, default=64.0, help="largest request body (default 64 MB)")
+    serve.add_argument("--max-pixels", type=int, default=40_000_000,
+                       help="most pixels of an uploaded image or video frame (default 40 million)")  # fmt: skip
+    serve.add_argument("--max-seconds", type=float, default=600.0,
+                       help="longest uploaded sound or video (default 600 s)")  # fmt: skip
+    serve.add_argument("--max-k", type=int, default=1000, help="most results a search may ask for (default 1000)")
+    serve.add_argument("--decode-workers", type=int, default=2, help="threads decoding uploads (default 2)")
+    serve.add_argument("--device", default=None, help="where the model runs (default: cuda when available)")
+    serve.set_defaults(func=_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

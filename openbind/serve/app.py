@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openbind.errors import OpenBindInputError
+from openbind.modalities import IMAGE_TOWER, TEXT_TOWER, get_input
 from openbind.serve.batching import BatchSettings
 from openbind.serve.http import ApiError, BodyTooLarge, Guard, token_matches
 from openbind.serve.limits import LimitExceeded, Limits
@@ -77,7 +78,6 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
 
     def authorized(request: Request, _: Any = Depends(bearer)) -> None:
         if settings.token is not None and not token_matches(request.headers.get("authorization"), settings.token):
-            metrics.rejected.labels("unauthorized").inc()
             raise ApiError(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
@@ -87,14 +87,12 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
         """Run embed or search work under the concurrency limit (429 beyond it) and the request timeout."""
         nonlocal in_flight
         if in_flight >= limits.max_concurrent:
-            metrics.rejected.labels("busy").inc()
             raise ApiError(429, f"busy: {in_flight} requests in progress; retry shortly", headers={"Retry-After": "1"})
         in_flight += 1
         metrics.in_flight.set(in_flight)
         try:
             return await asyncio.wait_for(work(), limits.timeout_s)
         except asyncio.TimeoutError:
-            metrics.rejected.labels("timeout").inc()
             raise ApiError(504, f"the request took longer than {limits.timeout_s:g} s") from None
         finally:
             in_flight -= 1
@@ -188,8 +186,14 @@ def _item_id(text: str) -> int:
     return int(text)
 
 
+REJECTED = {400: "bad_input", 401: "unauthorized", 413: "too_large", 415: "bad_input", 422: "bad_input", 429: "busy",
+            504: "timeout"}  # fmt: skip
+
+
 def _error_handlers(app: FastAPI, metrics: Metrics) -> None:
     def answer(error: ApiError) -> JSONResponse:
+        if error.status in REJECTED:
+            metrics.rejected.labels(REJECTED[error.status]).inc()
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     @app.exception_handler(ApiError)
@@ -199,13 +203,11 @@ def _error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(OpenBindInputError)
     async def bad_input(request: Request, error: OpenBindInputError) -> JSONResponse:
         too_large = isinstance(error, LimitExceeded)
-        metrics.rejected.labels("too_large" if too_large else "bad_input").inc()
         name = error.item if isinstance(error.item, str) else None
         return answer(ApiError(413 if too_large else 400, error.reason, name[:200] if name else None))
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
-        metrics.rejected.labels("too_large").inc()
         return answer(ApiError(413, "request body over the size limit"))
 
     @app.exception_handler(StarletteHTTPException)
@@ -217,11 +219,12 @@ def _error_handlers(app: FastAPI, metrics: Metrics) -> None:
         return answer(ApiError(422, "; ".join(str(e.get("msg")) for e in error.errors())))
 
 
-EMBED_EXAMPLE = {"text": ["a dog barking", "a kettle"]}
+TEXT = get_input(TEXT_TOWER).name
+EMBED_EXAMPLE = {TEXT: ["a dog barking", "a kettle"]}
 SEARCH_EXAMPLE = {
-    "query": [{"text": "a kettle", "weight": 1.0}, {"item": 3, "weight": -0.5}],
+    "query": [{TEXT: "a kettle", "weight": 1.0}, {"item": 3, "weight": -0.5}],
     "k": 10,
-    "modalities": ["image", "audio"],
+    "modalities": [IMAGE_TOWER],
 }
 
 

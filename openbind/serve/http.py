@@ -56,7 +56,11 @@ def token_matches(header: str | None, token: str) -> bool:
 
 class Guard:
     """Pure ASGI middleware: 413 for a body over `max_request_bytes` (its Content-Length, or the bytes read so
-    far), and per-endpoint request counts and latencies (the route's template, so ids do not make new series)."""
+    far), and per-endpoint request counts and latencies (the route's template, so ids do not make new series).
+
+    Nothing over the limit is kept. The rest of an oversized body is read and dropped while it stays under twice
+    the limit, so an ordinary client that sends its whole body before reading the answer gets the 413; beyond
+    that the connection is closed at once."""
 
     def __init__(self, app, metrics: Metrics, max_request_bytes: int):
         self.app = app
@@ -77,6 +81,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_request_bytes:
+                    await self._drain(receive, message, received)
                     raise BodyTooLarge
             return message
 
@@ -89,6 +94,8 @@ class Guard:
         try:
             if self._declared_length(scope) > self.max_request_bytes:
                 self.metrics.rejected.labels("too_large").inc()
+                if self._declared_length(scope) <= 2 * self.max_request_bytes:
+                    await self._drain(receive, {"more_body": True}, 0)
                 await self.too_large(counted_send)
             else:
                 await self.app(scope, limited_receive, counted_send)
@@ -96,6 +103,13 @@ class Guard:
             endpoint = getattr(scope.get("route"), "path", None) or "other"
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+    async def _drain(self, receive, message, received: int) -> None:
+        while message.get("more_body", False) and received <= 2 * self.max_request_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            received += len(message.get("body", b""))
 
     @staticmethod
     def _declared_length(scope) -> int:

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from openbind.errors import OpenBindInputError
+from openbind.modalities import get_input
 
 MIB = 1 << 20
 
@@ -51,6 +52,27 @@ class Limits:
 
     def file_bytes(self, kind: str) -> int:
         return self.max_file_bytes_by_kind.get(kind, self.max_file_bytes)
+
+
+def parse_upload_limits(values: list[str], default: int = Limits.max_file_bytes) -> tuple[int, dict[str, int]]:
+    """`["30", "video=200"]` (MB) -> (30 MiB, {"video": 200 MiB}); kinds are checked against the registry."""
+    by_kind: dict[str, int] = {}
+    for value in values:
+        kind, sep, size = value.rpartition("=")
+        try:
+            megabytes = float(size)
+        except ValueError:
+            raise ValueError(f"--max-upload-mb takes MB or KIND=MB, got {value!r}") from None
+        if not megabytes > 0:
+            raise ValueError(f"--max-upload-mb must be > 0, got {value!r}")
+        if sep:
+            try:
+                by_kind[get_input(kind).name] = int(megabytes * MIB)
+            except KeyError as error:
+                raise ValueError(str(error).strip('"')) from None
+        else:
+            default = int(megabytes * MIB)
+    return default, by_kind
 
 
 def check_upload(name: str, kind: str, data: bytes, limits: Limits) -> None:

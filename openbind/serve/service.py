@@ -64,6 +64,7 @@ class SearchService:
         self.index = None
         self.model = None
         self.roots: list[Path] = []
+        self._transforms: dict[str, Callable[[Any], torch.Tensor]] = {}
 
     # ---- lifetime
 
@@ -136,14 +137,19 @@ class SearchService:
         return await self.batcher.embed(modality_of(kind).name, inputs)
 
     def _decode(self, kind: str, values: list[Any], name: str) -> torch.Tensor:
+        """Model inputs of texts (the tokenizer takes the list) or of one upload (its kind's transform)."""
         from openbind import preprocess
 
-        if get_input(kind).holds_files:
-            check_upload(name, kind, values[0], self.limits)
+        options = self.model.config.input_options(kind)
         try:
-            return preprocess.load(kind, values, **self.model.config.input_options(kind))
+            if get_input(kind).batched:
+                return preprocess.load(kind, values, **options)
+            check_upload(name, kind, values[0], self.limits)
+            if kind not in self._transforms:
+                self._transforms[kind] = preprocess.transform_for(kind, **options)
+            return self._transforms[kind](values[0]).unsqueeze(0)
         except OpenBindInputError as error:
-            raise OpenBindInputError(name, error.reason) from None
+            raise type(error)(name, error.reason) from None
 
     def _encode(self, modality: str, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
