@@ -24,12 +24,12 @@ httpx = pytest.importorskip("httpx")
 
 import openbind  # noqa: E402
 from openbind import cli, preprocess  # noqa: E402
-from openbind.search import Index, build_index  # noqa: E402
+from openbind.search import Index  # noqa: E402
 from openbind.serve import Batcher, BatchSettings, Limits, ServeSettings, create_app  # noqa: E402
 from openbind.serve.http import check_binding, token_matches  # noqa: E402
 from openbind.serve.server import running  # noqa: E402
-from openbind.weights.checkpoint import save_checkpoint  # noqa: E402
-from media import write_audio, write_depth, write_image, write_imu_csv, write_mp4  # noqa: E402
+from media import write_audio, write_depth, write_image  # noqa: E402
+from serve_world import build_world  # noqa: E402
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -37,29 +37,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A tiny model, a mixed folder indexed with it (a symlink to a file outside it included), and a file added
-    from outside the folder."""
-    base = tmp_path_factory.mktemp("serve")
-    torch.manual_seed(0)
-    model = openbind.create_model("imagebind_tiny")
-    save_checkpoint(model.state_dict(), model.config, base / "model")
-    data = base / "data"
-    write_image(data / "red.jpg", color=(220, 20, 20))
-    write_image(data / "blue.png", color=(20, 20, 220))
-    write_audio(data / "bark.wav", freq=300)
-    write_audio(data / "engine.flac", freq=90)
-    write_mp4(data / "clip.mp4", sound=True)
-    (data / "dog.txt").write_text("a dog barking in a park")
-    write_depth(data / "room_depth.png", 1500)
-    write_imu_csv(data / "walk.csv")
-    outside = write_image(base / "private" / "secret.png", seed=3)
-    (data / "link.png").symlink_to(outside)
-    index, report = build_index(data, base / "model", base / "index", globs={"depth": ["*_depth.png"], "imu": ["*.csv"]},
-                                progress=False)  # fmt: skip
-    assert not report.failed
-    index.add([write_image(base / "elsewhere" / "added.png", seed=4)])
-    index.close()
-    return base
+    return build_world(tmp_path_factory.mktemp("serve"))
 
 
 def _settings(**limits) -> ServeSettings:
@@ -218,6 +196,7 @@ def test_items_and_media_by_id_only(server, index, world):
     for name in ("link.png", "added.png"):
         answer = server.get(f"/v1/items/{ids[name]}/media")
         assert answer.status_code == 403 and "outside" in answer.json()["error"]["reason"]
+        assert server.get(f"/v1/items/{ids[name]}").json()["media"] is None
     assert server.get("/v1/items/999999").status_code == 404
     assert server.get("/v1/items/999999/media").status_code == 404
     for bad in ["abc", "-1", "1.0", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "..", "1%00", "%C2%B9"]:

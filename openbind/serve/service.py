@@ -167,7 +167,7 @@ class SearchService:
             raise OpenBindInputError("query", "the query terms cancel out (their weighted sum is zero)")
         own = {int(term.value) for term in terms if term.kind == ITEM}
         results = await self._on_index(lambda: self.index.search(total, k, modalities or None, exclude=own))
-        return [{"id": r.id, "path": r.path, "modality": r.modality, "score": r.score, **media_of(r.id, r.path)}
+        return [{"id": r.id, "path": r.path, "modality": r.modality, "score": r.score, **self._media_of(r.id, r.path)}
                 for r in results]  # fmt: skip
 
     async def _term_vector(self, term: Term) -> np.ndarray:
@@ -204,27 +204,31 @@ class SearchService:
             raise KeyError(f"no item {item} in the index")
         row = rows[0]
         return {"id": row["id"], "path": row["path"], "kind": row["kind"], "kinds": [k for k in row["kinds"].split(",") if k],
-                "size": row["size"], "status": row["status"], "error": row["error"], **media_of(row["id"], row["path"])}  # fmt: skip
+                "size": row["size"], "status": row["status"], "error": row["error"], **self._media_of(row["id"], row["path"])}  # fmt: skip
 
     async def media_path(self, item: int) -> Path:
         """The file of an item, if it lies inside one of the index's source folders (symlinks resolved)."""
         path = Path((await self.item(item))["path"]).resolve()
-        if not any(path.is_relative_to(root) for root in self.roots):
+        if not self._servable(path):
             raise PermissionError(f"item {item}'s file is outside the index's source folders; it is not served")
         if not path.is_file():
             raise FileNotFoundError(f"item {item}'s file is gone from the disk")
         return path
+
+    def _servable(self, path: Path) -> bool:
+        return any(path.is_relative_to(root) for root in self.roots)
+
+    def _media_of(self, item: int, path: str) -> dict[str, str | None]:
+        """Where the page fetches an item's file (None: not served, outside the index's folders), and its content
+        type (which tells the page how to preview it)."""
+        media = f"/v1/items/{item}/media" if self._servable(Path(path).resolve()) else None
+        return {"media": media, "media_type": mimetypes.guess_type(path)[0] or "application/octet-stream"}
 
     def _kinds(self) -> list[str]:
         return [name for name in input_names() if modality_of(name).name in self.model.modalities]
 
     async def _on_index(self, call: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._index_thread, call)
-
-
-def media_of(item: int, path: str) -> dict[str, str]:
-    """Where the page fetches an item's file, and its content type (which tells it how to preview it)."""
-    return {"media": f"/v1/items/{item}/media", "media_type": mimetypes.guess_type(path)[0] or "application/octet-stream"}
 
 
 def _root_of(source: dict[str, Any]) -> Path:

@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const state = { kinds: [], terms: [], token: sessionStorage.getItem("openbind-token") || "" };
 let recorder = null;
+let searches = 0;  // only the latest search's answer is shown
 
 function headers() {
   return state.token ? { Authorization: `Bearer ${state.token}` } : {};
@@ -184,13 +185,15 @@ async function search() {
   }
   say("searching…");
   shareable();
+  const mine = ++searches;
   try {
     const answer = await api("/v1/search", options);
+    if (mine !== searches) return;
     renderResults(answer.results);
     const dropped = files.length ? " (uploaded files are not part of the link)" : "";
     say(`${answer.results.length} results in ${Math.round(answer.took_ms)} ms${dropped}`);
   } catch (error) {
-    say(error.message, true);
+    if (mine === searches) say(error.message, true);
   }
 }
 
@@ -204,6 +207,10 @@ async function mediaSource(url) {
 
 async function fillMedia(box, result) {
   const url = result.media;
+  if (!url) {
+    box.textContent = "(file not served: outside the index's folders)";
+    return;
+  }
   const type = result.media_type || "";
   let element;
   if (type.startsWith("image/")) {
