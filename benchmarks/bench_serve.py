@@ -1,0 +1,189 @@
+"""How many searches per second does `openbind serve` answer, with dynamic batching across requests and without?
+
+Two servers (`openbind serve` in child processes) over the same index: one batching (--max-batch 32
+--max-wait-ms 5), one not (--max-batch 1: every query its own forward pass). N concurrent clients (asyncio +
+httpx, in this process) each send search requests back to back, a different text query each time (or an uploaded
+image with --query image). The variants alternate within each round; the table holds the medians over rounds of
+requests/s and latency percentiles, the errors (any answer but 200) and the mean items per forward pass seen in
+the server's /metrics. The servers' limit on concurrent requests is raised above the largest N, so the 429s
+that protect a real server do not count as errors here.
+
+Without --model/--index it writes a small world to a temp dir, saves `imagebind_world` (the quickstart's
+architecture) with random weights, and indexes the world's images, sounds and captions; it says so in its output.
+
+    python benchmarks/bench_serve.py [--clients 1 8 32 128] [--rounds 3] [--requests 96] [--query text|image]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+import openbind
+from common import print_table
+from openbind.search import build_index
+from openbind.weights.checkpoint import save_checkpoint
+from openbind.world import write_world
+
+VARIANTS = {"batching off": ["--max-batch", "1"], "dynamic batching": ["--max-batch", "32", "--max-wait-ms", "5"]}
+WORDS = ["red", "blue", "round", "small", "loud", "quiet", "metal", "wooden", "cat", "car", "kettle", "bird", "rain"]
+
+
+def world_index(tmp: Path, items: int) -> tuple[Path, Path, Path]:
+    """(model, index, a query image): `imagebind_world` random weights, and an index of a small world's images,
+    sounds and captions (`items` of each)."""
+    write_world(tmp / "world", train_per_class=1, test_per_class=2, align_per_combo=1, videos_train_per_activity=1,
+                videos_test_per_activity=1, arithmetic_per_combo=1)  # fmt: skip
+    torch.manual_seed(0)
+    model = openbind.create_model("imagebind_world")
+    save_checkpoint(model.state_dict(), model.config, tmp / "model")
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    images = sorted((tmp / "world").rglob("*_image.jpg"))[:items]
+    for pattern, found in (("*_image.jpg", images), ("*_audio.wav", sorted((tmp / "world").rglob("*_audio.wav"))[:items])):
+        for i, path in enumerate(found):
+            (corpus / f"{i:05d}_{path.name}").symlink_to(path)
+    with open(tmp / "world" / "align_train.csv") as f:
+        for i, row in zip(range(items), csv.DictReader(f)):
+            (corpus / f"{i:05d}.txt").write_text(row["text"])
+    build_index(corpus, tmp / "model", tmp / "index", progress=False)
+    return tmp / "model", tmp / "index", images[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(index: Path, model: Path | None, options: list[str], max_clients: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "openbind.cli", "serve", str(index), "--port", str(port),
+               "--max-concurrent", str(4 * max_clients), *options]  # fmt: skip
+    if model is not None:
+        command += ["--model", str(model)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the server did not become ready in 300 s")
+
+
+def batch_counts(url: str) -> tuple[float, float]:
+    """(forward passes, items) over every tower so far, from the server's metrics."""
+    text = httpx.get(f"{url}/metrics").text
+    passes = sum(float(v) for v in re.findall(r"^openbind_batch_size_count\{[^}]*\} (\S+)$", text, re.M))
+    items = sum(float(v) for v in re.findall(r"^openbind_batch_size_sum\{[^}]*\} (\S+)$", text, re.M))
+    return passes, items
+
+
+async def load(url: str, clients: int, requests: int, image: bytes | None) -> tuple[float, list[float], int]:
+    """(requests/s, latencies in s, errors) of `requests` searches sent by `clients` concurrent clients."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for i in counter:
+            start = time.perf_counter()
+            if image is None:
+                text = f"a {WORDS[i % len(WORDS)]} {WORDS[(i * 7 + 3) % len(WORDS)]} thing number {i}"
+                answer = await http.post("/v1/search", json={"query": text, "k": 10})
+            else:
+                answer = await http.post("/v1/search", files=[("image", ("q.jpg", image))], data={"json": '{"k": 10}'})
+            latencies.append(time.perf_counter() - start)
+            errors += answer.status_code != 200
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    return requests / elapsed, latencies, errors
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the variants alternate within each")
+    parser.add_argument("--requests", type=int, default=96, help="requests per cell (at least 2 per client)")
+    parser.add_argument("--query", choices=["text", "image"], default="text")
+    parser.add_argument("--model", type=Path, default=None, help="the index's model (default: the recorded one)")
+    parser.add_argument("--index", type=Path, default=None, help="an index folder (default: a small world's)")
+    parser.add_argument("--image", type=Path, default=None, help="the query image of --query image")
+    parser.add_argument("--items", type=int, default=64, help="items per kind of the world index")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.index is None:
+            print("index: a small world (images, sounds, captions) with imagebind_world random weights, in a temp dir")
+            model, index, image_path = world_index(Path(tmp), args.items)
+        else:
+            print(f"index: {args.index}")
+            model, index, image_path = args.model, args.index, args.image
+        image = image_path.read_bytes() if args.query == "image" else None
+        if args.query == "image" and image is None:
+            parser.error("--query image with --index needs --image")
+        servers = {name: start_server(index, model, options, max(args.clients)) for name, options in VARIANTS.items()}
+        try:
+            cells: dict[tuple[int, str], list[tuple[float, float, float, float, int, float]]] = {}
+            for _ in range(args.rounds):
+                for clients in args.clients:
+                    for name, (_, url) in servers.items():
+                        passes, items = batch_counts(url)
+                        asyncio.run(load(url, clients, min(clients, 8), image))  # warm the connections
+                        passes, items = batch_counts(url)
+                        rate, latencies, errors = asyncio.run(load(url, clients, max(args.requests, 2 * clients), image))
+                        after_passes, after_items = batch_counts(url)
+                        mean_batch = (after_items - items) / max(after_passes - passes, 1)
+                        cells.setdefault((clients, name), []).append((
+                            rate, percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99),
+                            errors, mean_batch,
+                        ))  # fmt: skip
+        finally:
+            for process, _ in servers.values():
+                process.terminate()
+                process.wait(timeout=30)
+        rows = []
+        for clients in args.clients:
+            off = statistics.median(r[0] for r in cells[(clients, "batching off")])
+            for name in VARIANTS:
+                runs = cells[(clients, name)]
+                rate = statistics.median(r[0] for r in runs)
+                rows.append([clients, name, f"{rate:.1f}", f"{rate / off:.2f}x",
+                             *(f"{statistics.median(r[i] for r in runs) * 1000:.0f}" for i in (1, 2, 3)),
+                             sum(r[4] for r in runs), f"{statistics.median(r[5] for r in runs):.1f}"])  # fmt: skip
+        print(f"query: {args.query}; {args.rounds} rounds, medians; torch threads {torch.get_num_threads()}")
+        print_table(["clients", "server", "requests/s", "vs off", "p50 ms", "p95 ms", "p99 ms", "errors",
+                     "items per pass"], rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
