@@ -69,18 +69,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(index: Path, model: Path | None, options: list[str], max_clients: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    index: Path, model: Path | None, options: list[str], max_clients: int, log: Path
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = [sys.executable, "-m", "openbind.cli", "serve", str(index), "--port", str(port),
+    command = [sys.executable, "-m", "openbind.cli", "serve", str(index), "--port", str(port), "--log-level", "warning",
                "--max-concurrent", str(4 * max_clients), *options]  # fmt: skip
     if model is not None:
         command += ["--model", str(model)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 300
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return process, url
@@ -109,13 +112,16 @@ async def load(url: str, clients: int, requests: int, image: bytes | None) -> tu
         nonlocal errors
         for i in counter:
             start = time.perf_counter()
-            if image is None:
-                text = f"a {WORDS[i % len(WORDS)]} {WORDS[(i * 7 + 3) % len(WORDS)]} thing number {i}"
-                answer = await http.post("/v1/search", json={"query": text, "k": 10})
-            else:
-                answer = await http.post("/v1/search", files=[("image", ("q.jpg", image))], data={"json": '{"k": 10}'})
+            try:
+                if image is None:
+                    text = f"a {WORDS[i % len(WORDS)]} {WORDS[(i * 7 + 3) % len(WORDS)]} thing number {i}"
+                    answer = await http.post("/v1/search", json={"query": text, "k": 10})
+                else:
+                    answer = await http.post("/v1/search", files=[("image", ("q.jpg", image))], data={"json": '{"k": 10}'})
+                errors += answer.status_code != 200
+            except httpx.TransportError:  # a dropped connection is an error too
+                errors += 1
             latencies.append(time.perf_counter() - start)
-            errors += answer.status_code != 200
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
@@ -151,7 +157,8 @@ def main() -> None:
         image = image_path.read_bytes() if args.query == "image" else None
         if args.query == "image" and image is None:
             parser.error("--query image with --index needs --image")
-        servers = {name: start_server(index, model, options, max(args.clients)) for name, options in VARIANTS.items()}
+        servers = {name: start_server(index, model, options, max(args.clients), Path(tmp) / f"server{i}.log")
+                   for i, (name, options) in enumerate(VARIANTS.items())}  # fmt: skip
         try:
             cells: dict[tuple[int, str], list[tuple[float, float, float, float, int, float]]] = {}
             for _ in range(args.rounds):
@@ -168,9 +175,12 @@ def main() -> None:
                             errors, mean_batch,
                         ))  # fmt: skip
         finally:
-            for process, _ in servers.values():
+            for i, (process, _) in enumerate(servers.values()):
                 process.terminate()
                 process.wait(timeout=30)
+                log = (Path(tmp) / f"server{i}.log").read_text()
+                if "Traceback" in log or "ERROR" in log:
+                    print(f"server {i} logged errors:\n{log[-3000:]}")
         rows = []
         for clients in args.clients:
             off = statistics.median(r[0] for r in cells[(clients, "batching off")])

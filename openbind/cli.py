@@ -276,7 +276,7 @@ def _serve(args: argparse.Namespace) -> int:
         limits=limits, batching=BatchSettings(args.max_batch, args.max_wait_ms), decode_workers=args.decode_workers,
         device=args.device,
     )  # fmt: skip
-    serve(args.index, args.model, host=args.host, port=args.port, settings=settings)
+    serve(args.index, args.model, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
     return 0
 
 
@@ -520,6 +520,8 @@ def _add_serve_command(sub) -> None:
     serve.add_argument("--max-k", type=int, default=1000, help="most results a search may ask for (default 1000)")
     serve.add_argument("--decode-workers", type=int, default=2, help="threads decoding uploads (default 2)")
     serve.add_argument("--device", default=None, help="where the model runs (default: cuda when available)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                       help="uvicorn's log level (default info: one line per request)")  # fmt: skip
     serve.set_defaults(func=_serve)
 
 
