@@ -288,14 +288,19 @@ def test_sharded_on_disk_index_matches_one_process_build_of_the_same_trained_ind
     assert np.array_equal(merged.search(queries, 10, params=options)[1], single.search(queries, 10, params=options)[1])
 
 
-@pytest.mark.parametrize("index_type", ["hnsw", "ivf_sq8", "ivf_pq", None])
-def test_each_index_type_finds_the_planted_item_and_is_recorded(tmp_path, model_dir, monkeypatch, index_type):
-    _planted(monkeypatch, DIRECTIONS)
-    folder = tmp_path / "many"
+def _notes(folder: Path) -> Path:
+    """400 texts and one "red" (the planted direction 0): enough vectors to train an IVF index."""
     folder.mkdir()
     for i in range(400):
         (folder / f"{i:03d}.txt").write_text(f"note {i}")
     (folder / "red.txt").write_text("red")
+    return folder
+
+
+@pytest.mark.parametrize("index_type", ["hnsw", "ivf_sq8", "ivf_pq", None])
+def test_each_index_type_finds_the_planted_item_and_is_recorded(tmp_path, model_dir, monkeypatch, index_type):
+    _planted(monkeypatch, DIRECTIONS)
+    folder = _notes(tmp_path / "many")
     if index_type is None:  # automatic choice, with thresholds shrunk to this size
         monkeypatch.setattr(ann, "FLAT_MAX", 100)
     index, _ = build_index(folder, model_dir, tmp_path / "index", index_type=index_type, memory_budget=100_000,
@@ -309,11 +314,7 @@ def test_each_index_type_finds_the_planted_item_and_is_recorded(tmp_path, model_
 def test_an_index_past_the_memory_budget_keeps_its_lists_on_disk_and_answers_as_in_memory(tmp_path, model_dir,
                                                                                          monkeypatch):
     _planted(monkeypatch, DIRECTIONS)
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(400):
-        (folder / f"{i:03d}.txt").write_text(f"note {i}")
-    (folder / "red.txt").write_text("red")
+    folder = _notes(tmp_path / "many")
     queries = np.random.default_rng(3).standard_normal((20, 64)).astype(np.float32)
     found = {}
     for name, budget in (("memory", 1 << 20), ("disk", 10_000)):
