@@ -22,7 +22,7 @@ import openbind
 from common import print_table
 from openbind.eval.embedding import load_batch
 from openbind.search import build_index
-from openbind.search.index import file_value, kind_transform
+from openbind.search.files import file_value, kind_transform
 from openbind.search.shards import embed_corpus
 from openbind.search.sources import make_source, walk
 from openbind.weights.checkpoint import save_checkpoint

@@ -38,7 +38,7 @@ def _model(directory: Path, dim: int) -> Path:
 def _fill(index: Index, files: list[Path], vectors: np.ndarray, kinds: list[str], chunk: int = 2_000) -> None:
     for start in range(0, len(files), chunk):
         part = range(start, min(start + chunk, len(files)))
-        index._commit([Candidate(str(files[i]), kinds[i], -1) for i in part],
+        index.commit([Candidate(str(files[i]), kinds[i], -1) for i in part],
                       [{kinds[i]: vectors[i]} for i in part], {})  # fmt: skip
 
 
@@ -67,9 +67,9 @@ def main() -> None:
             options = {"backend": "milvus", "uri": str(root / "vectors.db")} if backend == "milvus" else {}
             index = Index.create(root / backend, model, **options)
             _fill(index, files[: args.items], vectors[: args.items], kinds)
-            first = time_call(index._publish)
+            first = time_call(index.publish)
             _fill(index, files[args.items :], vectors[args.items :], kinds[args.items :])
-            update = time_call(index._publish)
+            update = time_call(index.publish)
             plain = median([time_call(lambda q=q: index.search(q, k=10)) for q in queries])
             filtered = median([time_call(lambda q=q: index.search(q, k=10, modalities=["text"])) for q in queries])
             top[backend] = [[r.id for r in index.search(q, k=10)] for q in queries]

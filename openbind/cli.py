@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_search_commands(sub) -> None:
     from openbind.modalities import input_names
     from openbind.search.ann import INDEX_TYPES
-    from openbind.search.index import STORES
+    from openbind.search.store import STORES
 
     index = sub.add_parser(
         "index",

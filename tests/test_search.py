@@ -24,6 +24,7 @@ from openbind.errors import OpenBindInputError  # noqa: E402
 from openbind.modalities.batch import BatchResult  # noqa: E402
 from openbind.search import Index, build_index, choose_index, parse_term  # noqa: E402
 from openbind.search import ann  # noqa: E402
+from openbind.search import files as files_module  # noqa: E402
 from openbind.search import index as index_module  # noqa: E402
 from openbind.weights.checkpoint import save_checkpoint  # noqa: E402
 from media import write_audio, write_depth, write_image, write_imu_csv, write_mp4  # noqa: E402
@@ -135,7 +136,8 @@ def _planted(monkeypatch, directions: dict[str, int], dim: int = 64):
         tensor = torch.stack(rows) if rows else torch.empty(0, dim)
         return tensor if kwargs.get("on_error") == "raise" else BatchResult(tensor, list(range(len(rows))), [])
 
-    monkeypatch.setattr(index_module, "embed_items", fake)
+    monkeypatch.setattr(index_module, "embed_items", fake)  # query terms
+    monkeypatch.setattr(files_module, "embed_items", fake)  # indexed files
 
 
 DIRECTIONS = {"red": 0, "blue": 1, "bark": 2, "dog": 2, "engine": 3, "car": 3, "clip": 4}
@@ -203,7 +205,7 @@ from openbind.search import build_index, index as index_module
 
 mp = pytest.MonkeyPatch()
 _planted(mp, DIRECTIONS)
-commit = index_module.Index._commit
+commit = index_module.Index.commit
 calls = []
 def killing(self, *args):
     result = commit(self, *args)
@@ -211,7 +213,7 @@ def killing(self, *args):
     if len(calls) == {after}:
         os.kill(os.getpid(), signal.SIGKILL)
     return result
-index_module.Index._commit = killing
+index_module.Index.commit = killing
 build_index({src!r}, {model!r}, {out!r}, chunk_size=2, globs={{"depth": ["**/*_depth.png"]}}, progress=False)
 """
 
@@ -252,7 +254,9 @@ def test_index_type_is_chosen_from_size_dimension_and_budget():
     spec = choose_index(5_000_000, 1024, memory_budget=8 << 30)
     assert spec["type"] == "ivf_sq8" and spec["factory"].startswith("IVF") and spec["params"]["nprobe"] > 0
     spec = choose_index(100_000_000, 1024, memory_budget=16 << 30)
-    assert spec["type"] == "ivf_pq" and spec["params"]["rerank"] > 1
+    assert spec["type"] == "ivf_pq" and spec["params"]["rerank"] > 1 and not spec["on_disk"]
+    assert spec["index_bytes"] == 100_000_000 * (int(spec["factory"].split("PQ")[1].split("x")[0]) + 8)
+    assert choose_index(100_000_000, 1024, memory_budget=512 << 20)["on_disk"]  # not even 1-byte codes fit
     assert choose_index(10, 64, index_type="hnsw")["type"] == "hnsw"
     with pytest.raises(ValueError, match="index_type"):
         choose_index(10, 64, index_type="annoy")
@@ -284,14 +288,19 @@ def test_sharded_on_disk_index_matches_one_process_build_of_the_same_trained_ind
     assert np.array_equal(merged.search(queries, 10, params=options)[1], single.search(queries, 10, params=options)[1])
 
 
-@pytest.mark.parametrize("index_type", ["hnsw", "ivf_sq8", "ivf_pq", None])
-def test_each_index_type_finds_the_planted_item_and_is_recorded(tmp_path, model_dir, monkeypatch, index_type):
-    _planted(monkeypatch, DIRECTIONS)
-    folder = tmp_path / "many"
+def _notes(folder: Path) -> Path:
+    """400 texts and one "red" (the planted direction 0): enough vectors to train an IVF index."""
     folder.mkdir()
     for i in range(400):
         (folder / f"{i:03d}.txt").write_text(f"note {i}")
     (folder / "red.txt").write_text("red")
+    return folder
+
+
+@pytest.mark.parametrize("index_type", ["hnsw", "ivf_sq8", "ivf_pq", None])
+def test_each_index_type_finds_the_planted_item_and_is_recorded(tmp_path, model_dir, monkeypatch, index_type):
+    _planted(monkeypatch, DIRECTIONS)
+    folder = _notes(tmp_path / "many")
     if index_type is None:  # automatic choice, with thresholds shrunk to this size
         monkeypatch.setattr(ann, "FLAT_MAX", 100)
     index, _ = build_index(folder, model_dir, tmp_path / "index", index_type=index_type, memory_budget=100_000,
@@ -302,11 +311,51 @@ def test_each_index_type_finds_the_planted_item_and_is_recorded(tmp_path, model_
     assert len(index.search(np.eye(64, dtype=np.float32)[0], k=5)) == 5
 
 
+def test_an_index_past_the_memory_budget_keeps_its_lists_on_disk_and_answers_as_in_memory(tmp_path, model_dir,
+                                                                                         monkeypatch):
+    _planted(monkeypatch, DIRECTIONS)
+    folder = _notes(tmp_path / "many")
+    queries = np.random.default_rng(3).standard_normal((20, 64)).astype(np.float32)
+    found = {}
+    for name, budget in (("memory", 1 << 20), ("disk", 10_000)):
+        index, _ = build_index(folder, model_dir, tmp_path / name, index_type="ivf_sq8", memory_budget=budget,
+                               progress=False)  # fmt: skip
+        assert index.meta["index"]["on_disk"] == (name == "disk")
+        found[name] = [[(r.id, round(r.score, 5)) for r in index.search(q, k=5)] for q in queries]
+        index.close()
+    assert found["disk"] == found["memory"]
+    generation = tmp_path / "disk" / "gen-1"
+    assert (generation / "merged.ivfdata").is_file() and not list(generation.glob("*shard*"))
+    assert not (generation / "trained.index").exists()
+    (folder / "000.txt").unlink()
+    with Index.open(tmp_path / "disk") as index:  # reopened from disk, updated into a new on-disk generation
+        assert [(r.id, round(r.score, 5)) for r in index.search(queries[0], k=5)] == found["disk"][0]
+        assert index.update(progress=False).removed == 1
+        assert index.meta["generation"] == 2 and not (tmp_path / "disk" / "gen-1").exists()
+        assert [Path(r.path).name for r in index.search(np.eye(64, dtype=np.float32)[0], k=1)] == ["red.txt"]
+
+
+def test_searches_from_many_threads_agree_with_one_thread(built):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, _, out = built
+    with Index.open(out) as index:
+        vectors = [v.astype(np.float32) for item in index.items() if item["status"] == "ok"
+                   for v in index.item_vectors(item["id"]).values()]  # fmt: skip
+        alone = [[(r.id, r.score) for r in index.search(v, k=3, modalities=["image", "audio"])] for v in vectors]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(
+                lambda v: [(r.id, r.score) for r in index.search(v, k=3, modalities=["image", "audio"])], vectors * 4))
+        assert together == alone * 4 and index.item(index.items()[0]["id"])["path"] == index.items()[0]["path"]
+        with pytest.raises(KeyError):
+            index.item(10**9)
+
+
 def test_memory_mapped_open(built):
     _, _, out = built
     with Index.open(out, mmap=True) as index:
-        assert isinstance(index.vectors, np.memmap)
-        vector = index.vectors[0].astype(np.float32)
+        assert isinstance(index.store.generation.vectors, np.memmap)
+        vector = index.store.generation.vectors[0].astype(np.float32)
         assert index.search(vector, k=1)[0].score == pytest.approx(1.0, abs=1e-2)
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("milvus_lite", reason="Milvus Lite has no build for this pla
 
 from openbind import cli  # noqa: E402
 from openbind.search import Index, build_index  # noqa: E402
-from openbind.search.milvus import MilvusIndex  # noqa: E402
+from openbind.search.milvus import MilvusStore  # noqa: E402
 from media import write_image  # noqa: E402
 from test_search import DIRECTIONS, _checkpoint, _folder, _planted  # noqa: E402
 
@@ -49,8 +49,8 @@ def test_round_trip_filters_update_and_reopen(tmp_path, model_dir, monkeypatch, 
                      "--backend", "milvus", "--uri", uri, "--modality-glob", "depth=**/*_depth.png"]) == 0  # fmt: skip
     assert "Milvus AUTOINDEX" in capsys.readouterr().out
     with Index.open(out) as index:
-        assert isinstance(index, MilvusIndex) and len(index) == 10
-        assert index._stored_count() == 11  # the video has frames and sound
+        assert isinstance(index.store, MilvusStore) and len(index) == 10
+        assert index.store.stored_count() == 11  # the video has frames and sound
         assert not list((out / "chunks").glob("*.npy"))  # the vectors live in Milvus only
         assert _names(index.search([("text", "a dog", 1.0)], k=1, modalities=["audio"])) == ["bark.wav"]
         assert {r.modality for r in index.search([("text", "a dog", 1.0)], k=10, modalities=["audio"])} == {"audio"}
@@ -67,12 +67,12 @@ def test_round_trip_filters_update_and_reopen(tmp_path, model_dir, monkeypatch, 
     with Index.open(out) as index:
         report = index.update(progress=False)
         assert (report.added, report.removed, report.changed) == (1, 1, 0)
-        assert index._stored_count() == 11
+        assert index.store.stored_count() == 11
         assert "engine.flac" not in _names(index.search([("text", "car", 1.0)], k=20))
         bark = str(folder / "bark.wav")
-        hit = index.client.query(index.collection, filter=f"path == {json.dumps(bark)}", output_fields=["mtime_ns"])
+        hit = index.store.client.query(index.store.collection, filter=f"path == {json.dumps(bark)}", output_fields=["mtime_ns"])
         assert hit[0]["mtime_ns"] == (folder / "bark.wav").stat().st_mtime_ns
-        assert index.remove([folder / "photos" / "green.jpg"]) == 1 and index._stored_count() == 10
+        assert index.remove([folder / "photos" / "green.jpg"]) == 1 and index.store.stored_count() == 10
     capsys.readouterr()
     assert cli.main(["search", str(out), "a dog", "--modality", "audio", "-k", "5", "--json"]) == 0  # reopened
     results = json.loads(capsys.readouterr().out)["results"]

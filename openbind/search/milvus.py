@@ -2,7 +2,7 @@
 
 The index folder stays the catalogue: `index.json` (model, sources, settings, and `store`: the Milvus URI and
 collection) and `items.sqlite` (items, their bookkeeping and failures), so discovery, resume and update are the
-FAISS index's own code. Only the published vector store differs: instead of a FAISS generation, `_publish`
+same code for every store. Only the published vectors differ: instead of a FAISS generation, `publish`
 upserts the vectors of committed chunks into one Milvus collection per index, deletes the dropped ones, and marks
 them published (`vectors.file = 'milvus'`) in one SQLite transaction. Two SQLite triggers record what Milvus must
 learn: a deleted vector row (a removed or changed file) queues its id for deletion, and a touched item (new size
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from openbind.search.index import STORES, Index, SearchResult, _kinds_named
+from openbind.search.store import SearchResult, VectorStore
 
 PUBLISHED = "milvus"  # vectors.file of a vector that is in the collection and up to date
 STALE = "milvus-stale"  # in the collection, with the bookkeeping fields of an older size/mtime
@@ -45,15 +45,13 @@ BEGIN UPDATE vectors SET file = 'milvus-stale' WHERE item = NEW.id AND file = 'm
 """
 
 
-class MilvusIndex(Index):
-    """An `Index` whose published vectors live in a Milvus collection (see the module's docstring)."""
+class MilvusStore(VectorStore):
+    """An index's published vectors in a Milvus collection (see the module's docstring)."""
 
     client: Any = None
 
     @classmethod
-    def store_settings(
-        cls, uri: str | None, collection: str | None, index_type: str | None, root: Path
-    ) -> dict[str, Any]:
+    def settings(cls, uri: str | None, collection: str | None, index_type: str | None, root: Path) -> dict[str, Any]:
         """The `store` record: a local file URI made absolute (so the index opens from anywhere), and the
         collection (default: `openbind_` + the index folder's name)."""
         if index_type is not None:
@@ -70,12 +68,12 @@ class MilvusIndex(Index):
             raise ValueError(f"a Milvus collection name is letters, digits and '_', not starting with a digit: {name!r}")
         return {"backend": "milvus", "uri": uri, "collection": name}
 
-    def _open_store(self) -> None:
+    def open(self, mmap: bool | None = None) -> None:
         """Connect to the collection, creating it on first use, and check it holds this model's vectors."""
         from pymilvus import DataType, MilvusClient
 
-        self.db.executescript(_SCHEMA)
-        store, model = self.meta["store"], self.meta["model"]
+        self.index.catalog.script(_SCHEMA)
+        store, model = self.index.meta["store"], self.index.meta["model"]
         self.collection = store["collection"]
         self.client = MilvusClient(store["uri"])
         if not self.client.has_collection(self.collection):
@@ -93,7 +91,7 @@ class MilvusIndex(Index):
             params.add_index("modality", index_type="INVERTED")
             self.client.create_collection(self.collection, schema=schema, index_params=params)
         recorded = self.client.describe_collection(self.collection).get("properties", {}).get(FINGERPRINT)
-        if recorded is None and not self._stored_count():  # new (or its creation was cut short)
+        if recorded is None and not self.stored_count():  # new (or its creation was cut short)
             self.client.alter_collection_properties(self.collection, properties={FINGERPRINT: model["fingerprint"]})
         elif recorded != model["fingerprint"]:
             self.close()
@@ -107,60 +105,57 @@ class MilvusIndex(Index):
         if self.client is not None:
             self.client.close()
             self.client = None
-        super().close()
 
-    def _stored_count(self) -> int:
+    def stored_count(self) -> int:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def _stored(self, rows: Sequence[tuple[int, str, int]]) -> list[np.ndarray]:
+    def stored(self, rows: Sequence[tuple[int, str, int]]) -> list[np.ndarray]:
         """Vectors of published rows from Milvus, of the others from their chunk files."""
         local = [row for row in rows if not row[1].startswith(PUBLISHED)]
-        found = dict(zip([row[0] for row in local], super()._stored(local)))
+        found = dict(zip([row[0] for row in local], super().stored(local)))
         remote = [row[0] for row in rows if row[1].startswith(PUBLISHED)]
         for start in range(0, len(remote), BATCH):
             for hit in self.client.query(self.collection, ids=remote[start : start + BATCH], output_fields=["vector"]):
                 found[hit["id"]] = np.asarray(hit["vector"], np.float32).astype(np.float16)
         return [found[row[0]] for row in rows]
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
         """Bring the collection up to date with the catalogue: upsert new and stale vectors, delete queued ids,
-        then record both in one transaction and delete the chunk files."""
-        rows = self.db.execute(
+        then record both in one transaction (the index deletes the chunk files after)."""
+        catalog = self.index.catalog
+        rows = catalog.query(
             "SELECT v.id, v.file, v.row, v.item, v.kind, i.path, i.size, i.mtime_ns, i.sha256 FROM vectors v "
             "JOIN items i ON v.item = i.id WHERE v.file != ? ORDER BY v.id", (PUBLISHED,)
-        ).fetchall()  # fmt: skip
+        )  # fmt: skip
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
             self.client.upsert(self.collection, [
                 {"id": r[0], "item_id": r[3], "path": r[5], "modality": r[4], "size": r[6], "mtime_ns": r[7],
                  "sha256": r[8], "vector": vector.astype(np.float32).tolist()}
-                for r, vector in zip(part, self._stored([r[:3] for r in part]))
+                for r, vector in zip(part, self.stored([r[:3] for r in part]))
             ])  # fmt: skip
-        deleted = [row[0] for row in self.db.execute("SELECT id FROM milvus_deletions")]
+        deleted = [row[0] for row in catalog.query("SELECT id FROM milvus_deletions")]
         for start in range(0, len(deleted), BATCH):
             self.client.delete(self.collection, ids=deleted[start : start + BATCH])
         self.client.flush(self.collection)
-        with self.db:
-            self.db.executemany("UPDATE vectors SET file = ?, row = -1 WHERE id = ?", [(PUBLISHED, r[0]) for r in rows])
-            self.db.executemany("DELETE FROM milvus_deletions WHERE id = ?", [(i,) for i in deleted])
-        self._collect_garbage()
-        count = self.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
-        store = self.meta["store"]
-        self.meta["index"] = {"type": "milvus", "factory": f"Milvus AUTOINDEX ({METRIC}) {store['collection']} at "
-                              f"{store['uri']}", "count": count, "dim": self.meta["model"]["embed_dim"]}  # fmt: skip
-        self._write_meta()
+        with catalog.transaction() as db:
+            db.executemany("UPDATE vectors SET file = ?, row = -1 WHERE id = ?", [(PUBLISHED, r[0]) for r in rows])
+            db.executemany("DELETE FROM milvus_deletions WHERE id = ?", [(i,) for i in deleted])
+        count = catalog.query("SELECT COUNT(*) FROM vectors")[0][0]
+        meta = self.index.meta
+        meta["index"] = {"type": "milvus", "factory": f"Milvus AUTOINDEX ({METRIC}) {self.collection} at "
+                         f"{meta['store']['uri']}", "count": count, "dim": meta["model"]["embed_dim"]}  # fmt: skip
+        self.index.write_meta()
 
-    def _nearest(
-        self, vector: np.ndarray, k: int, modalities: Sequence[str] | None, excluded: set[int]
-    ) -> list[SearchResult]:
+    def nearest(self, vector: np.ndarray, k: int, kinds: Sequence[str] | None, excluded: set[int]) -> list[SearchResult]:
         """The `k` best items, searched in Milvus; modality and exclusion filters become a filter expression."""
         if k > MAX_TOPK:
             raise ValueError(f"k must be <= {MAX_TOPK} with the milvus backend, got {k}")
-        total = self.db.execute("SELECT COUNT(*) FROM vectors WHERE file LIKE 'milvus%'").fetchone()[0]
+        total = self.index.catalog.query("SELECT COUNT(*) FROM vectors WHERE file LIKE 'milvus%'")[0][0]
         clauses = []
-        if modalities:
-            clauses.append(f"modality in {json.dumps(sorted({kind for m in modalities for kind in _kinds_named(m)}))}")
+        if kinds:
+            clauses.append(f"modality in {json.dumps(sorted(kinds))}")
         if excluded:
             clauses.append(f"item_id not in {json.dumps(sorted(excluded))}")
         wanted = k * 2
@@ -180,5 +175,3 @@ class MilvusIndex(Index):
             wanted *= 2
         return []
 
-
-STORES["milvus"] = MilvusIndex

@@ -18,7 +18,7 @@ import numpy as np
 
 from openbind.errors import OpenBindInputError
 from openbind.modalities import kinds_in_file, modality_of
-from openbind.search.index import Embedded, file_identity, file_value, kind_transform, missing_tower
+from openbind.search.files import Embedded, file_identity, file_value, kind_transform, missing_tower
 
 if TYPE_CHECKING:  # the shards module starts this engine
     from openbind.search.shards import Identity, Plan

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from openbind.search.index import Index, assemble, describe_model, embed_files, file_identity
+from openbind.search.files import assemble, embed_files, file_identity
+from openbind.search.index import Index, describe_model
 from openbind.search.sources import Candidate, make_source, walk
 from openbind.utils import atomic_path, atomic_write_text
 
@@ -249,7 +250,7 @@ def build_index_from_embeddings(
                          memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)  # fmt: skip
     index.add_source(plan.meta["source"])
     position = index.meta["sources"].index(plan.meta["source"])
-    known = {path for (path,) in index.db.execute("SELECT path FROM items")}
+    known = set(index.catalog.files())
     added = 0
     for number in tqdm(range(plan.num_shards), desc=f"index {index.root.name}", unit="shard", disable=not progress):
         shard = pq.read_table(plan.shard_path(number))
@@ -274,7 +275,7 @@ def build_index_from_embeddings(
             else:
                 vectors[i][table["modality"][row]] = matrix[position_of[row]]
         if chunk:
-            index._commit(chunk, vectors, errors, identities)
+            index.commit(chunk, vectors, errors, identities)
             added += len(chunk)
-    index._publish()
+    index.publish()
     return index, added

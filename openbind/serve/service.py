@@ -1,6 +1,5 @@
-"""What the endpoints call: an open index, its model, the batcher, and a pool that decodes uploads off the event
-loop. Index calls run on one thread of their own (the index's SQLite connection belongs to the thread that
-opened it)."""
+"""What the endpoints call: an open index, its model, the batcher, a pool that decodes uploads and one that runs
+index calls (searches, item lookups), both off the event loop."""
 
 from __future__ import annotations
 
@@ -58,7 +57,7 @@ class SearchService:
         self.limits = limits
         self._model_arg = model
         self._device = device
-        self._index_thread = ThreadPoolExecutor(1, thread_name_prefix="openbind-index")
+        self._index_threads = ThreadPoolExecutor(2, thread_name_prefix="openbind-index")
         self._decoders = ThreadPoolExecutor(decode_workers, thread_name_prefix="openbind-decode")
         self.batcher = Batcher(self._encode, batching, on_batch, on_queue)
         self.index = None
@@ -79,7 +78,7 @@ class SearchService:
         if model_path is None and self._model_arg is not None:
             self.model = self._model_arg
         else:
-            self.model = self.index._model_with(set(self.index.meta["model"]["modalities"]))
+            self.model = self.index.model_for(set(self.index.meta["model"]["modalities"]))
         if isinstance(self.model, torch.nn.Module):
             device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
             self.model.to(device).eval()
@@ -92,9 +91,9 @@ class SearchService:
     def close(self) -> None:
         self.batcher.close()
         self._decoders.shutdown(wait=False, cancel_futures=True)
+        self._index_threads.shutdown(wait=True)
         if self.index is not None:
-            self._index_thread.submit(self.index.close).result()
-        self._index_thread.shutdown(wait=True)
+            self.index.close()
 
     # ---- what it can do
 
@@ -199,10 +198,7 @@ class SearchService:
         return await self._on_index(lambda: self._item(item))
 
     def _item(self, item: int) -> dict[str, Any]:
-        rows = [row for row in self.index.items() if row["id"] == item]
-        if not rows:
-            raise KeyError(f"no item {item} in the index")
-        row = rows[0]
+        row = self.index.item(item)
         return {"id": row["id"], "path": row["path"], "kind": row["kind"], "kinds": [k for k in row["kinds"].split(",") if k],
                 "size": row["size"], "status": row["status"], "error": row["error"], **self._media_of(row["id"], row["path"])}  # fmt: skip
 
@@ -228,7 +224,7 @@ class SearchService:
         return [name for name in input_names() if modality_of(name).name in self.model.modalities]
 
     async def _on_index(self, call: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._index_thread, call)
+        return await asyncio.get_running_loop().run_in_executor(self._index_threads, call)
 
 
 def _root_of(source: dict[str, Any]) -> Path:
