@@ -76,7 +76,7 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
     app.state.metrics = metrics
     bearer = HTTPBearer(auto_error=False, description="the server's --token")  # shown in /docs' Authorize
 
-    def authorized(request: Request, _: Any = Depends(bearer)) -> None:
+    async def authorized(request: Request, _: Any = Depends(bearer)) -> None:  # async: no thread hop per request
         if settings.token is not None and not token_matches(request.headers.get("authorization"), settings.token):
             raise ApiError(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip

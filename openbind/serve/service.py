@@ -165,7 +165,10 @@ class SearchService:
         if float(np.linalg.norm(total)) < 1e-6:
             raise OpenBindInputError("query", "the query terms cancel out (their weighted sum is zero)")
         own = {int(term.value) for term in terms if term.kind == ITEM}
-        results = await self._on_index(lambda: self.index.search(total, k, modalities or None, exclude=own))
+        return await self._on_index(lambda: self._search(total, k, modalities, own))
+
+    def _search(self, vector: np.ndarray, k: int, modalities: Sequence[str] | None, own: set[int]) -> list[dict[str, Any]]:
+        results = self.index.search(vector, k, modalities or None, exclude=own)
         return [{"id": r.id, "path": r.path, "modality": r.modality, "score": r.score, **self._media_of(r.id, r.path)}
                 for r in results]  # fmt: skip
 
