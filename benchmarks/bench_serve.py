@@ -4,8 +4,8 @@ Two servers (`openbind serve` in child processes) over the same index: one batch
 --max-wait-ms 5), one not (--max-batch 1: every query its own forward pass). N concurrent clients (asyncio +
 httpx, in this process) each send search requests back to back, a different text query each time (or an uploaded
 image with --query image). The variants alternate within each round; the table holds the medians over rounds of
-requests/s and latency percentiles, the errors (any answer but 200) and the mean items per forward pass seen in
-the server's /metrics. The servers' limit on concurrent requests is raised above the largest N, so the 429s
+requests/s and latency percentiles, the errors (any answer but 200), the mean items per forward pass seen in
+the server's /metrics, and the server's CPU time per request (what bounds requests/s on a machine of its own). The servers' limit on concurrent requests is raised above the largest N, so the 429s
 that protect a real server do not count as errors here.
 
 Without --model/--index it writes a small world to a temp dir, saves `imagebind_world` (the quickstart's
@@ -94,6 +94,16 @@ def start_server(
     raise RuntimeError("the server did not become ready in 300 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere): capacity on a machine of one's
+    own, less sensitive than requests/s to what else runs on a shared one."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def batch_counts(url: str) -> tuple[float, float]:
     """(forward passes, items) over every tower so far, from the server's metrics."""
     text = httpx.get(f"{url}/metrics").text
@@ -160,19 +170,21 @@ def main() -> None:
         servers = {name: start_server(index, model, options, max(args.clients), Path(tmp) / f"server{i}.log")
                    for i, (name, options) in enumerate(VARIANTS.items())}  # fmt: skip
         try:
-            cells: dict[tuple[int, str], list[tuple[float, float, float, float, int, float]]] = {}
+            cells: dict[tuple[int, str], list[tuple[float, float, float, float, int, float, float]]] = {}
             for _ in range(args.rounds):
                 for clients in args.clients:
-                    for name, (_, url) in servers.items():
-                        passes, items = batch_counts(url)
+                    for name, (process, url) in servers.items():
                         asyncio.run(load(url, clients, min(clients, 8), image))  # warm the connections
                         passes, items = batch_counts(url)
-                        rate, latencies, errors = asyncio.run(load(url, clients, max(args.requests, 2 * clients), image))
+                        cpu = cpu_seconds(process.pid)
+                        requests = max(args.requests, 2 * clients)
+                        rate, latencies, errors = asyncio.run(load(url, clients, requests, image))
+                        cpu = (cpu_seconds(process.pid) - cpu) / requests
                         after_passes, after_items = batch_counts(url)
                         mean_batch = (after_items - items) / max(after_passes - passes, 1)
                         cells.setdefault((clients, name), []).append((
                             rate, percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99),
-                            errors, mean_batch,
+                            errors, mean_batch, cpu,
                         ))  # fmt: skip
         finally:
             for i, (process, _) in enumerate(servers.values()):
@@ -189,10 +201,11 @@ def main() -> None:
                 rate = statistics.median(r[0] for r in runs)
                 rows.append([clients, name, f"{rate:.1f}", f"{rate / off:.2f}x",
                              *(f"{statistics.median(r[i] for r in runs) * 1000:.0f}" for i in (1, 2, 3)),
-                             sum(r[4] for r in runs), f"{statistics.median(r[5] for r in runs):.1f}"])  # fmt: skip
+                             sum(r[4] for r in runs), f"{statistics.median(r[5] for r in runs):.1f}",
+                             f"{statistics.median(r[6] for r in runs) * 1000:.1f}"])  # fmt: skip
         print(f"query: {args.query}; {args.rounds} rounds, medians; torch threads {torch.get_num_threads()}")
         print_table(["clients", "server", "requests/s", "vs off", "p50 ms", "p95 ms", "p99 ms", "errors",
-                     "items per pass"], rows)  # fmt: skip
+                     "items per pass", "server CPU ms per request"], rows)  # fmt: skip
 
 
 if __name__ == "__main__":
