@@ -50,7 +50,8 @@ class ServeSettings:
 
 def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSettings = ServeSettings()) -> FastAPI:
     """The server of one index folder. `model`: the index's model at another path (checked to be the same
-    weights), or a loaded model object with `.config`, `.modalities` and `.encode`; default the recorded one."""
+    weights), or a loaded model object with `.config`, `.modalities` and `.encode` (a runtime of the same weights,
+    taken on trust: nothing can check an object's weights against the index); default the recorded one."""
     metrics = Metrics()
     service = SearchService(
         index, model, batching=settings.batching, limits=settings.limits, decode_workers=settings.decode_workers,
