@@ -43,7 +43,7 @@ def world(tmp_path_factory):
 def _settings(**limits) -> ServeSettings:
     defaults = dict(max_file_bytes=300_000, max_request_bytes=1_000_000, max_pixels=1_000_000, max_seconds=5.0)
     return ServeSettings(token=TOKEN, limits=Limits(**{**defaults, **limits}),
-                         batching=BatchSettings(max_batch=16, max_wait_ms=100))  # fmt: skip
+                         batching=BatchSettings(max_batch=16, max_wait_ms=200))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
