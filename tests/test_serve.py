@@ -174,6 +174,11 @@ def test_search_arithmetic_with_items_and_uploads(server, index, world):
     # an upload no term names is a term of weight 1; its kind may be given (a PNG read as depth)
     alone = server.post("/v1/search", files=[("file", ("green.png", green.read_bytes()))]).json()["results"]
     assert [r["id"] for r in alone] == [r.id for r in index.search([("image", str(green), 1.0)], k=10)]
+    # an uploaded copy of an indexed file is left out of its own results, as the file is by path
+    red = world / "data" / "red.jpg"
+    copy = server.post("/v1/search", files=[("file", ("mine.jpg", red.read_bytes()))]).json()["results"]
+    assert ids["red.jpg"] not in [r["id"] for r in copy]
+    assert [r["id"] for r in copy] == [r.id for r in index.search([("image", str(red), 1.0)], k=10)]
     depth = write_depth(world / "queries" / "near.png", 1200)
     as_depth = {"query": [{"file": 0, "kind": "depth"}], "k": 3}
     answer = server.post("/v1/search", data={"json": json.dumps(as_depth)}, files=[("file", ("near.png", depth.read_bytes()))])

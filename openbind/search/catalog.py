@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS vectors(
     id INTEGER PRIMARY KEY AUTOINCREMENT, item INTEGER NOT NULL, kind TEXT NOT NULL, file TEXT NOT NULL,
     row INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS vectors_item ON vectors(item);
+CREATE INDEX IF NOT EXISTS items_sha256 ON items(sha256);
 """
 BATCH = 500  # ids per `IN (...)` query, below SQLite's variable limit
 
@@ -88,6 +89,9 @@ class Catalog:
     def item_id(self, path: str) -> int | None:
         row = self.query("SELECT id FROM items WHERE path = ?", (path,))
         return row[0][0] if row else None
+
+    def items_with_sha256(self, digest: str) -> list[int]:
+        return [row[0] for row in self.query("SELECT id FROM items WHERE sha256 = ?", (digest,))]
 
     def files(self) -> dict[str, tuple]:
         """path -> (path, id, kind, size, mtime_ns, sha256) of every item."""

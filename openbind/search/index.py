@@ -16,6 +16,7 @@ searchable without ever showing a reader a half-written index.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -194,6 +195,11 @@ class Index:
         if row is None:
             raise KeyError(item_id)
         return row
+
+    def items_with_content(self, data: bytes) -> set[int]:
+        """Ids of the indexed files whose content is `data` (by sha256): an uploaded query file found in the
+        index, to leave out of its own results."""
+        return set(self.catalog.items_with_sha256(hashlib.sha256(data).hexdigest()))
 
     def failures(self) -> list[tuple[str, str]]:
         """(path, reason) of every file the index skipped."""

@@ -159,15 +159,21 @@ class SearchService:
     # ---- searching
 
     async def search(self, terms: Sequence[Term], k: int, modalities: Sequence[str] | None) -> list[dict[str, Any]]:
-        """Results of weighted terms (ImageBind's embedding arithmetic), the query's own items left out."""
+        """Results of weighted terms (ImageBind's embedding arithmetic), the query's own items (named, or
+        uploaded files the index holds) left out."""
         vectors = await asyncio.gather(*(self._term_vector(term) for term in terms))
         total = sum(term.weight * vector for term, vector in zip(terms, vectors))
         if float(np.linalg.norm(total)) < 1e-6:
             raise OpenBindInputError("query", "the query terms cancel out (their weighted sum is zero)")
         own = {int(term.value) for term in terms if term.kind == ITEM}
-        return await self._on_index(lambda: self._search(total, k, modalities, own))
+        uploads = [term.value for term in terms if isinstance(term.value, bytes)]
+        return await self._on_index(lambda: self._search(total, k, modalities, own, uploads))
 
-    def _search(self, vector: np.ndarray, k: int, modalities: Sequence[str] | None, own: set[int]) -> list[dict[str, Any]]:
+    def _search(
+        self, vector: np.ndarray, k: int, modalities: Sequence[str] | None, own: set[int], uploads: list[bytes]
+    ) -> list[dict[str, Any]]:
+        """The results, leaving out the items named in the query and the indexed copies of uploaded files."""
+        own = own.union(*(self.index.items_with_content(data) for data in uploads))
         results = self.index.search(vector, k, modalities or None, exclude=own)
         return [{"id": r.id, "path": r.path, "modality": r.modality, "score": r.score, **self._media_of(r.id, r.path)}
                 for r in results]  # fmt: skip
