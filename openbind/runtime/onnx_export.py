@@ -3,6 +3,7 @@ torch model on export, optionally with onnxruntime's dynamic int8 quantization o
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -57,6 +58,8 @@ def export_onnx(model: ImageBind, out: str | os.PathLike, *, int8: bool = False)
         raise ValueError("export an fp32 model on the CPU (create_model(..., precision='fp32', device='cpu'))")
     if any(type(m).__module__.startswith("torch.ao.") for m in model.modules()):
         raise ValueError("export the fp32 model: int8 graphs come from export_onnx(..., int8=True)")
+    if "dynamo" not in inspect.signature(torch.onnx.export).parameters:
+        raise RuntimeError(f"ONNX export needs torch >= 2.5 (its torch.export-based exporter); this is {torch.__version__}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} exists and is not an empty directory")
@@ -84,10 +87,10 @@ def _export(model: ImageBind, work: Path, int8: bool) -> dict[str, dict[str, Any
         towers = {}
         for modality, encoder in model.encoders.items():
             file = f"{modality}.onnx"
-            _export_tower(encoder, work / file)
+            input_dtype = _export_tower(encoder, work / file)
             towers[modality] = {
                 "file": file,
-                "input_dtype": "int64" if encoder.config.pool == "eos" else "float32",
+                "input_dtype": str(input_dtype).removeprefix("torch."),
                 "scale": None if encoder.scale is None else float(encoder.scale.detach()),
             }
         model.config.to_json(work / CONFIG_NAME)
@@ -130,7 +133,8 @@ def check_export(model: ImageBind, directory: Path, batch: int = CHECK_BATCH) ->
     return cosines
 
 
-def _export_tower(encoder: Encoder, path: Path) -> None:
+def _export_tower(encoder: Encoder, path: Path) -> torch.dtype:
+    """Export one tower's graph to `path`; returns the dtype of its input."""
     config = encoder.config
     with torch.random.fork_rng():
         torch.manual_seed(CHECK_SEED)
@@ -146,6 +150,7 @@ def _export_tower(encoder: Encoder, path: Path) -> None:
             output_names=[OUTPUT_NAME], dynamo=True, opset_version=OPSET, dynamic_shapes=(dims,),
             external_data=True, verbose=False,
         )  # fmt: skip
+    return items.dtype
 
 
 def _quantize_file(path: Path) -> None:
