@@ -1,8 +1,9 @@
 """CPU runtimes per tower at imagebind_huge size (random weights): torch fp32, bf16 autocast and dynamic int8,
 onnxruntime fp32 and int8 (`openbind export onnx [--int8]`), items/s and the minimum cosine to torch fp32.
 
-One tower at a time (its variants alive together, freed before the next tower); the variants are alternated in
-every repeat and the table gives medians. Exports go to a temporary folder (huge vision: ~2.5 GB fp32).
+One tower at a time, freed before the next; the variants are alternated in every repeat, in two groups that each
+time torch fp32 as their own baseline (`tower_row`), and the table gives medians. Exports go to a temporary
+folder (huge vision: ~2.5 GB fp32).
 
     python benchmarks/bench_runtimes.py                          # all towers, batch 2, 3 repeats
     python benchmarks/bench_runtimes.py --modalities vision --repeats 5
@@ -16,6 +17,8 @@ import gc
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,39 +35,51 @@ SEED = 0
 
 
 def tower_row(preset: str, modality: str, batch: int, repeats: int, threads: int, work: Path) -> list[object]:
+    """Two groups, each alternated with torch fp32 as its own baseline, so that at most one of the two large
+    variants (torch fp32 + onnxruntime fp32) is in memory beside the int8 ones: torch fp32/bf16/int8, then
+    torch fp32 and onnxruntime fp32/int8."""
     torch.manual_seed(SEED)
     model = create_model(preset, modalities=[modality], progress=False)
     x = model.config.encoders[modality].example_input(batch)
     started = time.perf_counter()
-    export_onnx(model, work / f"{modality}-fp32")
+    export_onnx(model, work / "fp32")
     export_seconds = time.perf_counter() - started
-    export_onnx(model, work / f"{modality}-int8", int8=True)
+    export_onnx(model, work / "int8", int8=True)
     torch.manual_seed(SEED)  # the same random weights, quantized
     int8 = create_model(preset, modalities=[modality], precision="int8", progress=False)
-    runs = {
-        "torch fp32": lambda: model.encode(modality, x),
-        "torch bf16": lambda: bf16(model, modality, x),
-        "torch int8": lambda: int8.encode(modality, x),
-        "onnx fp32": lambda: onnx_fp32.encode(modality, x),
-        "onnx int8": lambda: onnx_int8.encode(modality, x),
-    }
-    onnx_fp32 = OnnxModel(work / f"{modality}-fp32", threads=threads)
-    onnx_int8 = OnnxModel(work / f"{modality}-int8", threads=threads)
-    with torch.inference_mode():
-        outputs = {name: run() for name, run in runs.items()}  # warm-up, and the embeddings compared
-        times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-        for _ in range(repeats):
-            for name in VARIANTS:
-                times[name].append(time_call(runs[name]))
-    reference = outputs["torch fp32"]
+    measured = alternate({
+        "torch fp32": partial(model.encode, modality, x),
+        "torch bf16": partial(bf16, model, modality, x),
+        "torch int8": partial(int8.encode, modality, x),
+    }, repeats)  # fmt: skip
+    del int8
+    gc.collect()
+    onnx = alternate({
+        "torch fp32": partial(model.encode, modality, x),
+        "onnx fp32": partial(OnnxModel(work / "fp32", threads=threads).encode, modality, x),
+        "onnx int8": partial(OnnxModel(work / "int8", threads=threads).encode, modality, x),
+    }, repeats)  # fmt: skip
+    gc.collect()
+    reference = measured["torch fp32"][1]
     row: list[object] = [modality]
     for name in VARIANTS:
-        seconds = median(times[name])
-        cosine = float(F.cosine_similarity(outputs[name].float(), reference, dim=-1).min())
-        row += [f"{batch / seconds:.2f}", f"{median(times['torch fp32']) / seconds:.2f}x", f"{cosine:.5f}"]
-    del model, int8, onnx_fp32, onnx_int8, runs, outputs
-    gc.collect()
+        group = measured if name in measured else onnx
+        seconds, output = group[name]
+        cosine = float(F.cosine_similarity(output.float(), reference, dim=-1).min())
+        row += [f"{batch / seconds:.2f}", f"{group['torch fp32'][0] / seconds:.2f}x", f"{cosine:.5f}"]
     return row + [f"{export_seconds:.0f}"]
+
+
+def alternate(runs: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, tuple[float, torch.Tensor]]:
+    """{name: (median seconds, output)}: one warm-up call each (its output kept), then `repeats` rounds that
+    call every variant in turn."""
+    with torch.inference_mode():
+        outputs = {name: run() for name, run in runs.items()}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeats):
+            for name, run in runs.items():
+                times[name].append(time_call(run))
+    return {name: (median(times[name]), outputs[name]) for name in runs}
 
 
 def bf16(model, modality: str, x: torch.Tensor) -> torch.Tensor:
