@@ -111,10 +111,10 @@ class Encoder(nn.Module):
             self.log_scale.fill_(math.log(self.config.scale))
 
 
-def trim_padding(config: EncoderConfig, x: torch.Tensor, min_length: int = 1) -> torch.Tensor:
+def trim_padding(config: EncoderConfig, x: torch.Tensor) -> torch.Tensor:
     """Causal attention pooled at EOT: the pooled token never sees the padding after it, so the sequence can end
-    at the batch's last EOT (and at least `min_length`). Same result; captions of ~10 tokens cost ~8x less than 77.
-    Other towers' inputs are returned unchanged."""
+    at the batch's last EOT. Same result; captions of ~10 tokens cost ~8x less than 77. Other towers' inputs are
+    returned unchanged."""
     if config.pool != "eos" or not config.causal or x.shape[0] == 0:
         return x
-    return x[:, : max(int(x.argmax(dim=-1).max()) + 1, min_length)]
+    return x[:, : int(x.argmax(dim=-1).max()) + 1]

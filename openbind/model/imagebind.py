@@ -112,7 +112,6 @@ class ImageBind(nn.Module):
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
 
-
 def split_clips(modality: str, config: EncoderConfig, x: torch.Tensor) -> tuple[torch.Tensor, int | None]:
     """(items, clips per item or None): one more dim than an item is a batch, two more are clips."""
     if x.ndim in (d + 1 for d in config.item_ndims):
