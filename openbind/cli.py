@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         "it as --model wherever a model is taken: it runs on onnxruntime.",
     )
     onnx.add_argument("--model", required=True, help="preset, checkpoint directory or training run directory")
-    onnx.add_argument("--out", required=True, help="the export directory (must not exist, or be empty)")
+    onnx.add_argument("--out", required=True, metavar="DIR", help="the export directory (must not exist, or be empty)")
     onnx.add_argument("--int8", action="store_true",
                       help="int8 graphs: the trunks' linear layers quantized by onnxruntime (dynamic), after the fp32 check")  # fmt: skip
     onnx.add_argument("--modality", nargs="+", action="extend", default=[], metavar="M",
