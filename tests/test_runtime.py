@@ -46,7 +46,7 @@ def test_int8_keeps_each_tower_close_to_fp32():
             x = encoder.config.example_input(4)
             reference, quantized = fp32.encode(modality, x), int8.encode(modality, x)
             assert quantized.shape == reference.shape
-            # tiny towers (width 48-96) lose more to int8 than huge ones (docs/benchmarks.md: >= 0.999)
+            # tiny towers (width 48-96) lose more to int8 than the huge ones in docs/benchmarks.md
             assert cosines(quantized, reference).min() > 0.99, modality
             assert not torch.equal(quantized, reference), modality  # really quantized
     trunk_linear = int8.encoders["imu"].trunk.blocks[0].mlp.fc1
