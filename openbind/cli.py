@@ -20,6 +20,25 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_onnx(args: argparse.Namespace) -> int:
+    from openbind.factory import create_model
+    from openbind.runtime import export_onnx
+    from openbind.runtime.onnx_export import ExportCheckError
+
+    model = create_model(args.model, modalities=args.modality or None, runtime="torch")
+    try:
+        towers = export_onnx(model, args.out, int8=args.int8)
+    except ExportCheckError as error:
+        print(f"openbind export onnx: export check failed: {error}", file=sys.stderr)
+        return 1
+    print(f"{'tower':<10} {'file':<16} {'cosine fp32':>11}" + (f" {'cosine int8':>11}" if args.int8 else ""))
+    for modality, tower in towers.items():
+        line = f"{modality:<10} {tower['file']:<16} {tower['cosine_fp32']:11.6f}"
+        print(line + (f" {tower['cosine_int8']:11.6f}" if args.int8 else ""))
+    print(f"written to {args.out}")
+    return 0
+
+
 def _add_train_options(parser: argparse.ArgumentParser, stage: str) -> None:
     """One flag per `TrainConfig` field, typed by its annotation, with the field's own help."""
     from openbind.train.config import TrainConfig
@@ -141,7 +160,7 @@ def _add_runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes decoding the files")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", default="fp32", help="fp32, bf16, fp16, amp_bf16, amp_fp16")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16, fp16, amp_bf16, amp_fp16, int8 (CPU)")
     parser.add_argument("--templates", default=None, help="prompt templates, one per line with {} (default: CLIP's 80)")
     parser.add_argument("--cache-dir", default=None, help="where embeddings are kept (default: the openbind cache)")
     parser.add_argument("--no-cache", action="store_true", help="embed everything again and keep nothing")
@@ -307,6 +326,28 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--per-modality", action="store_true", help="also write one safetensors file per modality")
     convert.add_argument("--no-whole", action="store_true", help="skip the all-modality model.safetensors")
     convert.set_defaults(func=_convert)
+
+    export = sub.add_parser(
+        "export",
+        help="export a model for another runtime (ONNX, for onnxruntime on the CPU)",
+        description="Export a model for another runtime. See docs/runtimes.md for when to use which.",
+    )
+    formats = export.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    onnx = formats.add_parser(
+        "onnx",
+        help="one ONNX file per tower, checked against the torch model",
+        description="Write DIR/<modality>.onnx for every tower (dynamic batch; text also of dynamic length), "
+        "DIR/config.json and DIR/onnx.json (per tower: the minimum cosine of its embeddings to the torch model's "
+        "on random inputs; an fp32 graph under 0.9999 fails the export). Load DIR with create_model(DIR) or pass "
+        "it as --model wherever a model is taken: it runs on onnxruntime.",
+    )
+    onnx.add_argument("--model", required=True, help="preset, checkpoint directory or training run directory")
+    onnx.add_argument("--out", required=True, metavar="DIR", help="the export directory (must not exist, or be empty)")
+    onnx.add_argument("--int8", action="store_true",
+                      help="int8 graphs: the trunks' linear layers quantized by onnxruntime (dynamic), after the fp32 check")  # fmt: skip
+    onnx.add_argument("--modality", nargs="+", action="extend", default=[], metavar="M",
+                      help="export only these towers (default: all)")  # fmt: skip
+    onnx.set_defaults(func=_export_onnx)
 
     train = sub.add_parser(
         "train",

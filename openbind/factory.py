@@ -11,6 +11,7 @@ import torch
 from openbind.config import ModelConfig
 from openbind.errors import CheckpointError
 from openbind.model.imagebind import ImageBind
+from openbind.runtime.onnx_model import OnnxModel, is_onnx_export
 from openbind.weights.checkpoint import CONFIG_NAME, checkpoint_files, read_state_dict
 from openbind.weights.hub import resolve_checkpoint
 from openbind.weights.official import convert_official_state_dict, is_official_state_dict, load_state_dict_strict
@@ -49,7 +50,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     }},
 }  # fmt: skip
 
-PRECISIONS = ("fp32", "bf16", "fp16", "amp_bf16", "amp_fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "amp_bf16", "amp_fp16", "int8")
+RUNTIMES = ("torch", "onnx")
 
 
 def list_models() -> list[str]:
@@ -87,17 +89,37 @@ def create_model(
     compile: bool = False,
     sha256: str | None = None,
     progress: bool = True,
-) -> ImageBind:
+    runtime: str | None = None,
+) -> ImageBind | OnnxModel:
     """Build a model in eval mode.
 
-    name: a preset (`list_models()`), a `ModelConfig`, or a checkpoint or training run directory (its weights are
-    then loaded unless `pretrained` says otherwise). pretrained: a local `.pth`/`.safetensors` file or checkpoint
-    directory, a URL, or a known name ("imagebind_huge"), downloaded to the cache with resume. modalities:
-    build and load only these (e.g. ["text", "audio"]); the other towers are never allocated nor read.
-    precision: "fp32", "bf16"/"fp16" (weights cast), "amp_bf16"/"amp_fp16" (fp32 weights, autocast in `embed`).
+    name: a preset (`list_models()`), a `ModelConfig`, a checkpoint or training run directory (its weights are
+    then loaded unless `pretrained` says otherwise), or an ONNX export directory (`openbind export onnx`).
+    pretrained: a local `.pth`/`.safetensors` file or checkpoint directory, a URL, or a known name
+    ("imagebind_huge"), downloaded to the cache with resume. modalities: build and load only these (e.g.
+    ["text", "audio"]); the other towers are never allocated nor read. precision: "fp32", "bf16"/"fp16"
+    (weights cast), "amp_bf16"/"amp_fp16" (fp32 weights, autocast in `embed`), "int8" (CPU: dynamic int8 of the
+    trunks' linear layers, `openbind.runtime.quantize_int8`). runtime: "torch", or "onnx" (an `OnnxModel` on
+    onnxruntime, CPU; its precision is the export's); None picks "onnx" for an ONNX export directory.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if runtime not in (None, *RUNTIMES):
+        raise ValueError(f"runtime must be one of {RUNTIMES} (or None: from the model), got {runtime!r}")
+    onnx_export = not isinstance(name, ModelConfig) and is_onnx_export(name)
+    if runtime == "onnx" or (runtime is None and onnx_export):
+        if not onnx_export:
+            raise ValueError(f"runtime 'onnx' takes an ONNX export directory (openbind export onnx), got {name!r}")
+        if pretrained is not None or compile or precision != "fp32" or torch.device(device).type != "cpu":
+            raise ValueError(
+                "an ONNX export runs on the CPU with the weights and precision it was exported with: "
+                "pretrained, compile, precision and device do not apply (export with --int8 for int8)"
+            )
+        return OnnxModel(name, modalities)
+    if onnx_export:
+        raise ValueError(f"{name} is an ONNX export: load it with runtime='onnx'")
+    if precision == "int8" and torch.device(device).type != "cpu":
+        raise ValueError(f"precision 'int8' runs on the CPU, not {device}")
     if isinstance(name, ModelConfig):
         config = name
     else:
@@ -120,6 +142,10 @@ def create_model(
     elif precision.startswith("amp_"):
         model.autocast_dtype = torch.bfloat16 if precision == "amp_bf16" else torch.float16
     model.eval()
+    if precision == "int8":
+        from openbind.runtime.int8 import quantize_int8
+
+        quantize_int8(model)
     if compile:
         for encoder in model.encoders.values():
             encoder.compile()

@@ -19,13 +19,14 @@ from openbind.errors import OpenBindInputError
 from openbind.modalities import get_input, modality_of
 from openbind.modalities.batch import BatchResult, ItemFailure, OnError, map_items
 from openbind.model.imagebind import ImageBind
+from openbind.runtime.onnx_model import OnnxModel
 from openbind.data.items import ItemDataset, collate_items
 
 logger = logging.getLogger("openbind")
 
 
 def embed_items(
-    model: ImageBind,
+    model: ImageBind | OnnxModel,
     kind: str,
     items: Sequence[Any] | torch.Tensor,
     *,
@@ -56,7 +57,7 @@ def embed_items(
     if not isinstance(items, torch.Tensor):
         items = list(items)
     batches = _load_batches(kind, items, batch_size, num_workers, transform)
-    device = next(model.parameters()).device
+    device = model.device
     embeddings: list[torch.Tensor] = []
     kept: list[int] = []
     failed: list[ItemFailure] = []

@@ -51,6 +51,11 @@ class EncoderConfig:
         """Random model input of `batch` items in the shape the default transform gives (tests, benchmarks)."""
         raise NotImplementedError
 
+    def export_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of items in the one layout an exported graph of this tower takes (its widest item rank), with
+        the same embeddings; the default: unchanged."""
+        return x
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 

@@ -60,18 +60,6 @@ class ImageBind(nn.Module):
             raise KeyError(f"this model has no {modality!r} encoder (it has {self.modalities})")
         return self.encoders[modality]
 
-    def _split_clips(self, modality: str, x: torch.Tensor) -> tuple[torch.Tensor, int | None]:
-        """(items, clips per item or None): one more dim than an item is a batch, two more are clips."""
-        item_ndims = self.encoders[modality].config.item_ndims
-        if x.ndim in (d + 1 for d in item_ndims):
-            return x, None
-        if x.ndim == max(item_ndims) + 2:
-            return x.flatten(0, 1), x.shape[1]
-        shapes = " or ".join(f"{d + 1}-D (B, ...)" for d in item_ndims)
-        raise OpenBindInputError(
-            x, f"{modality} input must be {shapes}, or {max(item_ndims) + 2}-D (B, clips, ...)"
-        )
-
     def forward(self, inputs: Mapping[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
         """The reference semantics: normalize, multiply by the modality's scale, then average over clips.
 
@@ -83,7 +71,7 @@ class ImageBind(nn.Module):
             if x is None:
                 continue
             encoder = self._encoder(modality)
-            items, clips = self._split_clips(modality, x)
+            items, clips = split_clips(modality, encoder.config, x)
             embedding = encoder(items)
             if encoder.scale is not None:
                 embedding = embedding * encoder.scale
@@ -95,12 +83,16 @@ class ImageBind(nn.Module):
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """Unit-norm embeddings of a model-ready tensor; clips are averaged, then renormalized."""
         encoder = self._encoder(modality)
-        items, clips = self._split_clips(modality, x)
+        items, clips = split_clips(modality, encoder.config, x)
         with self._autocast(items.device):
             embedding = encoder(items).float()
         if clips is not None:
             embedding = F.normalize(embedding.view(-1, clips, embedding.shape[-1]).mean(dim=1), dim=-1)
         return embedding
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     @torch.inference_mode()
     def embed(self, inputs: Mapping[str, Any] | None = None, /, **kwargs: Any) -> dict[str, torch.Tensor]:
@@ -112,24 +104,38 @@ class ImageBind(nn.Module):
         input kind's processor (`openbind.preprocess`, with the transform options this model records): the model
         itself never decodes. `None` is skipped.
         """
-        from openbind import preprocess
-        from openbind.modalities import modality_of
-
-        items = {**(inputs or {}), **kwargs}
-        device = next(self.parameters()).device
-        out = {}
-        for kind, value in items.items():
-            if value is None:
-                continue
-            modality = modality_of(kind).name
-            self._encoder(modality)
-            if not isinstance(value, torch.Tensor):
-                value = preprocess.load(kind, value, **self.config.input_options(kind))
-            out[kind] = self.encode(modality, value.to(device))
-        return out
+        return embed_inputs(self, {**(inputs or {}), **kwargs})
 
     def _autocast(self, device: torch.device):
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
+
+def split_clips(modality: str, config: EncoderConfig, x: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+    """(items, clips per item or None): one more dim than an item is a batch, two more are clips."""
+    if x.ndim in (d + 1 for d in config.item_ndims):
+        return x, None
+    if x.ndim == max(config.item_ndims) + 2:
+        return x.flatten(0, 1), x.shape[1]
+    shapes = " or ".join(f"{d + 1}-D (B, ...)" for d in config.item_ndims)
+    raise OpenBindInputError(x, f"{modality} input must be {shapes}, or {max(config.item_ndims) + 2}-D (B, clips, ...)")
+
+
+def embed_inputs(model: Any, items: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """`embed` for any model object with `config`, `modalities`, `device` and `encode` (the torch model and the
+    onnxruntime one): raw items through the input kind's processor, then `encode`."""
+    from openbind import preprocess
+    from openbind.modalities import modality_of
+
+    out = {}
+    for kind, value in items.items():
+        if value is None:
+            continue
+        modality = modality_of(kind).name
+        if modality not in model.modalities:
+            raise KeyError(f"this model has no {modality!r} encoder (it has {model.modalities})")
+        if not isinstance(value, torch.Tensor):
+            value = preprocess.load(kind, value, **model.config.input_options(kind))
+        out[kind] = model.encode(modality, value.to(model.device))
+    return out

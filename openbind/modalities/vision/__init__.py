@@ -50,6 +50,10 @@ class VisionConfig(EncoderConfig):
     def example_input(self, batch: int, device: str | torch.device = "cpu") -> torch.Tensor:
         return torch.randn(batch, 3, self.image_size, self.image_size, device=device)
 
+    def export_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Images become clips of `frames` identical frames: what the stem computes for an image anyway."""
+        return x.unsqueeze(2).expand(-1, -1, self.frames, -1, -1) if x.ndim == 4 else x
+
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
