@@ -21,13 +21,14 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
+    from openbind.eval.embedding_cache import model_fingerprint
     from openbind.factory import create_model
     from openbind.runtime import export_onnx
     from openbind.runtime.onnx_export import ExportCheckError
 
     model = create_model(args.model, modalities=args.modality or None, runtime="torch")
     try:
-        towers = export_onnx(model, args.out, int8=args.int8)
+        towers = export_onnx(model, args.out, int8=args.int8, source_fingerprint=model_fingerprint(args.model))
     except ExportCheckError as error:
         print(f"openbind export onnx: export check failed: {error}", file=sys.stderr)
         return 1
@@ -214,7 +215,7 @@ def _index_build(args: argparse.Namespace) -> int:
     index, report = build_index(
         args.src, args.model, args.out, globs=parse_globs(args.modality_glob), batch_size=args.batch_size,
         num_workers=args.num_workers, index_type=args.index_type, memory_budget=parse_size(args.memory_budget),
-        backend=args.backend, uri=args.uri, collection=args.collection,
+        backend=args.backend, uri=args.uri, collection=args.collection, precision=args.precision, device=args.device,
     )  # fmt: skip
     with index:
         _print_sync(index, report)
@@ -242,7 +243,7 @@ def _embed(args: argparse.Namespace) -> int:
 def _index_update(args: argparse.Namespace) -> int:
     from openbind.search import Index
 
-    with Index.open(args.index) as index:
+    with Index.open(args.index, precision=args.precision, device=args.device) as index:
         _print_sync(index, index.update(batch_size=args.batch_size, num_workers=args.num_workers))
     return 0
 
@@ -293,7 +294,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         token=args.token or os.environ.get("OPENBIND_TOKEN") or None, cors_origins=tuple(args.cors_origin),
         limits=limits, batching=BatchSettings(args.max_batch, args.max_wait_ms), decode_workers=args.decode_workers,
-        device=args.device,
+        device=args.device, precision=args.precision, runtime=args.runtime,
     )  # fmt: skip
     serve(args.index, args.model, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
     return 0
@@ -504,6 +505,10 @@ def _add_search_commands(sub) -> None:
     for parser in (build, update):
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes decoding files")
+        parser.add_argument("--device", default="cpu", help="where the model embeds: cpu, cuda, cuda:1, ...")
+        parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
+                            help="how the model runs (int8: dynamic int8 linear layers, CPU; its vectors agree with "
+                            "fp32 to a cosine of about 0.999, see docs/runtimes.md)")  # fmt: skip
     build.set_defaults(func=_index_build)
     update.set_defaults(func=_index_update)
 
@@ -561,6 +566,11 @@ def _add_serve_command(sub) -> None:
     serve.add_argument("--max-k", type=int, default=1000, help="most results a search may ask for (default 1000)")
     serve.add_argument("--decode-workers", type=int, default=2, help="threads decoding uploads (default 2)")
     serve.add_argument("--device", default=None, help="where the model runs (default: cuda when available)")
+    serve.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
+                       help="how the torch model runs (int8: dynamic int8 linear layers on the CPU, ~2-3x fp32)")
+    serve.add_argument("--runtime", default=None, choices=["torch", "onnx"],
+                       help="onnx: run --model, an `openbind export onnx` directory of the index's model, on "
+                       "onnxruntime (CPU); default: onnx for such a directory, torch otherwise")  # fmt: skip
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                        help="uvicorn's log level (default info: one line per request)")  # fmt: skip
     serve.set_defaults(func=_serve)

@@ -179,3 +179,33 @@ def test_bad_options(exported, tmp_path):
         export_onnx(tiny(["imu"], precision="int8"), tmp_path / "int8")
     with pytest.raises(ValueError, match="takes an openbind ImageBind model"):
         export_onnx(create_model(str(out)), tmp_path / "again")
+
+
+def test_an_index_is_queried_through_an_export_of_its_model_and_in_int8(tmp_path, capsys):
+    pytest.importorskip("faiss")
+    from openbind.search import Index, build_index
+    from openbind.weights.checkpoint import save_checkpoint
+
+    model = tiny(["text"])
+    save_checkpoint(model.state_dict(), model.config, tmp_path / "model")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for i, text in enumerate(["a dog barking", "rain on a roof", "a red car", "waves on a beach", "a kettle"]):
+        (notes / f"{i}.txt").write_text(text)
+    build_index(notes, tmp_path / "model", tmp_path / "index", progress=False)[0].close()
+    export = tmp_path / "export"
+    assert main(["export", "onnx", "--model", str(tmp_path / "model"), "--out", str(export)]) == 0
+    query = [("text", "a barking dog", 1.0)]
+    with Index.open(tmp_path / "index") as index:
+        expected = [(r.id, r.score) for r in index.search(query, k=5)]
+    for options in ({"model": export}, {"model": export, "runtime": "onnx"}, {"precision": "int8"}):
+        with Index.open(tmp_path / "index", **options) as index:
+            found = index.search(query, k=5)
+            assert type(index.model_for({"text"})).__name__ == ("OnnxModel" if "model" in options else "ImageBind")
+            assert found[0].id == expected[0][0]
+            assert np.allclose([r.score for r in found], [s for _, s in expected], atol=0.02 if options.get(
+                "precision") else 1e-4)  # fmt: skip
+    other = tmp_path / "other"
+    export_onnx(tiny(["text"]), other)  # the same weights, but no record of where they came from
+    with pytest.raises(ValueError, match="not comparable"):
+        Index.open(tmp_path / "index", model=other)

@@ -45,10 +45,13 @@ class _Tower(nn.Module):
         return self.encoder.embed_trimmed(x)
 
 
-def export_onnx(model: ImageBind, out: str | os.PathLike, *, int8: bool = False) -> dict[str, dict[str, Any]]:
+def export_onnx(
+    model: ImageBind, out: str | os.PathLike, *, int8: bool = False, source_fingerprint: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Write `out/<modality>.onnx` for every tower of `model`, its `config.json` and `onnx.json` (the record:
-    precision, and per tower its file, logit scale and the minimum cosine of its embeddings to the torch model's
-    on random inputs). Raises `ExportCheckError` when an fp32 graph's cosine is below 0.9999; int8 cosines are
+    precision, `source_fingerprint` (the fingerprint of the model directory it was exported from, so an index
+    built with that model accepts the export for queries), and per tower its file, logit scale and the minimum
+    cosine of its embeddings to the torch model's on random inputs). Raises `ExportCheckError` when an fp32 graph's cosine is below 0.9999; int8 cosines are
     recorded (and logged when below 0.999). The directory appears whole or not at all. Returns the towers'
     records. `create_model(out)` then loads the export on onnxruntime.
     """
@@ -67,7 +70,7 @@ def export_onnx(model: ImageBind, out: str | os.PathLike, *, int8: bool = False)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        towers = _export(model, work, int8)
+        towers = _export(model, work, int8, source_fingerprint)
         if out.exists():
             out.rmdir()
         os.replace(work, out)
@@ -78,7 +81,7 @@ def export_onnx(model: ImageBind, out: str | os.PathLike, *, int8: bool = False)
     return towers
 
 
-def _export(model: ImageBind, work: Path, int8: bool) -> dict[str, dict[str, Any]]:
+def _export(model: ImageBind, work: Path, int8: bool, source_fingerprint: str | None) -> dict[str, dict[str, Any]]:
     import onnxruntime
 
     was_training = model.training
@@ -95,7 +98,8 @@ def _export(model: ImageBind, work: Path, int8: bool) -> dict[str, dict[str, Any
             }
         model.config.to_json(work / CONFIG_NAME)
         record = {"format": FORMAT, "precision": "fp32", "opset": OPSET, "towers": towers,
-                  "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}  # fmt: skip
+                  "source_fingerprint": source_fingerprint, "torch": torch.__version__,
+                  "onnxruntime": onnxruntime.__version__}  # fmt: skip
         _write_record(work, record)
         for modality, cosine in check_export(model, work).items():
             towers[modality]["cosine_fp32"] = cosine

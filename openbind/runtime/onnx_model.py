@@ -32,6 +32,11 @@ def is_onnx_export(path: str | Path) -> bool:
     return (Path(path) / RECORD_NAME).is_file()
 
 
+def exported_from(path: str | Path) -> str | None:
+    """The fingerprint of the model directory an export was made from (None: not an export, or not recorded)."""
+    return read_record(path).get("source_fingerprint") if is_onnx_export(path) else None
+
+
 def read_record(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / RECORD_NAME
     if not path.is_file():

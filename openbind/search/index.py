@@ -80,11 +80,15 @@ class Index:
     """An index folder, open for queries (from any number of threads) and for changes (`update`, `add`,
     `remove`; one writer at a time)."""
 
-    def __init__(self, root: Path, meta: dict[str, Any], model_source: str, mmap: bool | None):
+    def __init__(
+        self, root: Path, meta: dict[str, Any], model_source: str, mmap: bool | None,
+        model_options: dict[str, Any] | None = None,
+    ):  # fmt: skip
         self.root = root
         self.meta = meta
         self.model_source = model_source
         self.mmap = mmap
+        self.model_options = model_options or {}
         self.catalog = Catalog(root / DB_NAME)
         self._model = None
         self._model_lock = threading.Lock()
@@ -109,16 +113,20 @@ class Index:
         uri: str | None = None,
         collection: str | None = None,
         recorded: dict[str, Any] | None = None,
+        precision: str = "fp32",
+        device: str = "cpu",
     ) -> Index:
         """A new, empty index for `model` (a checkpoint or run directory), or the existing one if it was made for
         the same model and vector store (so a killed build resumes). `backend`: where the vectors are searched,
         "faiss" (in the index folder) or "milvus" (the collection `collection` at `uri`, see `search.milvus`).
         `recorded`: the model as `describe_model` wrote it down elsewhere (embedding shards), used instead of
-        `model` when the vectors were embedded on other machines."""
+        `model` when the vectors were embedded on other machines. `precision`, `device`: how the model runs
+        (`create_model`'s options; "int8" for fast CPU embedding)."""
+        options = {"precision": precision, "device": device}
         root = Path(path)
         store = store_class(backend).settings(uri, collection, index_type, root)
         if (root / META_NAME).is_file():
-            index = cls.open(root) if recorded is not None else cls.open(root, model=model)
+            index = cls.open(root, **options) if recorded is not None else cls.open(root, model=model, **options)
             if recorded is not None and index.meta["model"]["fingerprint"] != recorded["fingerprint"]:
                 index.close()
                 raise ValueError(
@@ -138,17 +146,21 @@ class Index:
             }  # fmt: skip
             Catalog.create(root / DB_NAME)
             atomic_write_text(root / META_NAME, json.dumps(meta, indent=2))
-            index = cls(root, meta, meta["model"]["source"], None)
+            index = cls(root, meta, meta["model"]["source"], None, options)
         choose_index(1, 1, memory_budget, index_type)  # a bad option fails now, not after embedding
         index.meta["settings"] = {"index_type": index_type, "memory_budget": memory_budget}
         index.write_meta()
         return index
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, model: str | os.PathLike | None = None, mmap: bool | None = None) -> Index:
+    def open(
+        cls, path: str | os.PathLike, *, model: str | os.PathLike | None = None, mmap: bool | None = None,
+        precision: str = "fp32", runtime: str | None = None, device: str = "cpu",
+    ) -> Index:  # fmt: skip
         """Open an index. `model`: the model queries will be embedded with (default: the recorded one); it must
-        be the model the index was built with. `mmap`: memory-map the vectors and the FAISS index (default: when
-        the vectors file is larger than 64 MiB)."""
+        be the model the index was built with, at any path, or an ONNX export of it (`openbind export onnx`).
+        `mmap`: memory-map the vectors and the FAISS index (default: when the vectors file is larger than
+        64 MiB). `precision`, `runtime`, `device`: how the model runs (`create_model`'s options)."""
         root = Path(path)
         if not (root / META_NAME).is_file():
             raise ValueError(f"{root} is not an openbind index (no {META_NAME})")
@@ -156,15 +168,15 @@ class Index:
         recorded = meta["model"]
         source = recorded["source"]
         if model is not None:
-            fingerprint = model_fingerprint(model)
-            if fingerprint != recorded["fingerprint"]:
+            if not _same_weights(model, recorded["fingerprint"]):
                 raise ValueError(
                     f"index {root} was built with model {recorded['source']} (fingerprint {recorded['fingerprint']}),"
-                    f" not with {model} (fingerprint {fingerprint}): their embeddings are not comparable; query "
-                    "with the index's model or build a new index"
+                    f" not with {model} (fingerprint {model_fingerprint(model)}): their embeddings are not "
+                    "comparable; query with the index's model or build a new index"
                 )
             source = str(model)
-        return cls(root, meta, source, mmap)
+        options = {"precision": precision, "runtime": runtime, "device": device}
+        return cls(root, meta, source, mmap, {key: value for key, value in options.items() if value is not None})
 
     def close(self) -> None:
         self.store.close()
@@ -385,16 +397,16 @@ class Index:
         with self._model_lock:
             if self._model is not None and modalities <= set(self._model.modalities):
                 return self._model
-            fingerprint = model_fingerprint(self.model_source)
-            if fingerprint != self.meta["model"]["fingerprint"]:
+            if not _same_weights(self.model_source, self.meta["model"]["fingerprint"]):
                 raise ValueError(
-                    f"model {self.model_source} (fingerprint {fingerprint}) is not the model index {self.root} was "
-                    f"built with (fingerprint {self.meta['model']['fingerprint']}): rebuild the index"
+                    f"model {self.model_source} (fingerprint {model_fingerprint(self.model_source)}) is not the "
+                    f"model index {self.root} was built with (fingerprint {self.meta['model']['fingerprint']}): "
+                    "rebuild the index"
                 )
             loaded = set(self._model.modalities) if self._model is not None else set()
             available = set(self.meta["model"]["modalities"])
             wanted = sorted((loaded | modalities) & available)
-            self._model = create_model(self.model_source, modalities=wanted, progress=False)
+            self._model = create_model(self.model_source, modalities=wanted, progress=False, **self.model_options)
             return self._model
 
 
@@ -412,15 +424,25 @@ def build_index(
     backend: str = "faiss",
     uri: str | None = None,
     collection: str | None = None,
+    precision: str = "fp32",
+    device: str = "cpu",
     progress: bool = True,
 ) -> tuple[Index, SyncReport]:
     """Index a folder (walked recursively) or a manifest with `model` into the folder `out`. Run again after a
-    crash or kill, it continues where the last committed chunk ended. `backend`, `uri`, `collection`: see
-    `Index.create`."""
+    crash or kill, it continues where the last committed chunk ended. `backend`, `uri`, `collection`,
+    `precision`, `device`: see `Index.create`."""
     index = Index.create(out, model, index_type=index_type, memory_budget=memory_budget, backend=backend, uri=uri,
-                         collection=collection)  # fmt: skip
+                         collection=collection, precision=precision, device=device)  # fmt: skip
     index.add_source(make_source(src, globs))
     return index, index.update(batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, progress=progress)
+
+
+def _same_weights(model: str | os.PathLike, fingerprint: str) -> bool:
+    """Whether `model` holds the weights of that fingerprint: the model directory itself, or an ONNX export
+    made from it (its embeddings agree to the cosine its export check records)."""
+    from openbind.runtime.onnx_model import exported_from
+
+    return model_fingerprint(model) == fingerprint or exported_from(model) == fingerprint
 
 
 def unit(vector: np.ndarray) -> np.ndarray:

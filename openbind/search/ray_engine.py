@@ -105,7 +105,7 @@ class EmbedActor:
         from openbind.factory import create_model
 
         self.model = create_model(model, modalities=list(modalities), progress=False)
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and isinstance(self.model, torch.nn.Module):  # an ONNX export runs on the CPU
             self.model.to("cuda")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

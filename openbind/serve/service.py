@@ -48,6 +48,8 @@ class SearchService:
         limits: Limits = Limits(),
         decode_workers: int = 2,
         device: str | None = None,
+        precision: str = "fp32",
+        runtime: str | None = None,
         on_batch: Callable[[str, int], None] = lambda modality, size: None,
         on_queue: Callable[[str, int], None] = lambda modality, depth: None,
     ):
@@ -57,6 +59,7 @@ class SearchService:
         self.limits = limits
         self._model_arg = model
         self._device = device
+        self._runtime = {"precision": precision, "runtime": runtime}
         self._index_threads = ThreadPoolExecutor(2, thread_name_prefix="openbind-index")
         self._decoders = ThreadPoolExecutor(decode_workers, thread_name_prefix="openbind-decode")
         self.batcher = Batcher(self._encode, batching, on_batch, on_queue)
@@ -74,14 +77,17 @@ class SearchService:
         from openbind.search import Index
 
         model_path = self._model_arg if isinstance(self._model_arg, (str, os.PathLike)) else None
-        self.index = Index.open(self.index_path, model=model_path)
+        on_cpu = self._runtime["precision"] == "int8" or self._runtime["runtime"] == "onnx"
+        device = self._device or ("cuda" if torch.cuda.is_available() and not on_cpu else "cpu")
+        self.index = Index.open(self.index_path, model=model_path, device=device, **self._runtime)
         if model_path is None and self._model_arg is not None:
             self.model = self._model_arg
+            if isinstance(self.model, torch.nn.Module):
+                self.model.to(device)
         else:
             self.model = self.index.model_for(set(self.index.meta["model"]["modalities"]))
         if isinstance(self.model, torch.nn.Module):
-            device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self.model.to(device).eval()
+            self.model.eval()
         self.roots = [_root_of(source) for source in self.index.meta["sources"]]
 
     @property

@@ -70,7 +70,8 @@ class Runner:
             raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
         self.source = str(model)
         self.model: ImageBind = create_model(self.source, device=device, precision=precision)
-        self.fingerprint = model_fingerprint(self.source)
+        fingerprint = model_fingerprint(self.source)  # the weights, and how they run: int8 embeds differently
+        self.fingerprint = None if fingerprint is None else fingerprint + ("" if precision == "fp32" else f"-{precision}")
         if cache_root == "default":
             cache_root = cache_dir() / "embeddings"
         self.cache_root = Path(cache_root) if cache_root is not None and self.fingerprint else None
