@@ -152,3 +152,20 @@ def test_a_loss_below_chance_level_does_not_warn(pairs, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="openbind"):
         assert not trainer._check_chance(final=True)
     assert sum("still at chance level" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_cli_validates_on_a_given_manifest(pairs, tmp_path, capsys):
+    from openbind import cli
+
+    lines = pairs["align"].read_text().splitlines()
+    val = pairs["align"].parent / "val.csv"
+    val.write_text("\n".join(lines[:17]) + "\n")  # the header and 16 pairs
+    run = tmp_path / "cli"
+    argv = ["train", "align", "--train", str(pairs["align"]), "--val", str(val), "--model", "imagebind_tiny", "--out",
+            str(run), "--epochs", "2", "--batch-size", "8", "--preload", "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["train_pairs"], summary["val_pairs"], summary["steps"]) == (NUM_ROWS, 16, 18)
+    assert summary["lr"] == pytest.approx(2e-3 * math.sqrt(8 / 64) * 128 / 96)
+    assert f"exported step {summary['best']['step']} (best validation loss" in out
