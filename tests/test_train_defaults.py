@@ -101,6 +101,7 @@ def test_a_held_out_split_exports_the_best_step(pairs, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best"]["step"] == best["step"] and summary["exported_step"] == best["step"]
     assert (summary["train_pairs"], summary["val_pairs"], summary["steps"]) == (36, 36, 12)
+    assert (run / "curves.png").is_file()  # training and validation curves
     exported = read_state_dict(model_dir / "model.safetensors")
     kept = read_state_dict(run / "best" / "model.safetensors")
     for key, value in kept.items():
