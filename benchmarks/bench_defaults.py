@@ -30,6 +30,7 @@ DATASETS = {  # name: (make_dataset options, what it varies)
     "textures10": (dict(classes=10, per_class=180, test_per_class=20, captions="plain"), "the issue's size"),
     "textures6": (dict(classes=6, per_class=100, test_per_class=20, captions="terse"), "few pairs, bare words"),
     "textures16": (dict(classes=16, per_class=75, test_per_class=15, captions="descriptive"), "many classes"),
+    "patterns8": (dict(classes=8, per_class=150, test_per_class=20, captions="plain", style="patterns"), "texture only"),
     "shapes10": (dict(classes=10, per_class=180, test_per_class=20, captions="plain", style="shapes"), "shape only"),
 }
 

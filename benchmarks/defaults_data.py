@@ -3,9 +3,11 @@
     python benchmarks/defaults_data.py OUT_DIR [--classes 10] [--per-class 180] [--test-per-class 20]
         [--captions plain|descriptive|terse] [--seed 0]
 
-Each class is a texture (stripes, checks, dots, rings, waves, grid, zigzag or blobs) in its own band of hues;
-every image draws its own scale, angle, phase, hue, brightness, background and noise, so neither one colour nor
-one pixel pattern identifies a class. Images are 64-96 px PNGs. Every sound is espeak-ng speaking the class name
+`--style textures`: each class is a texture (stripes, checks, dots, rings, waves, grid, zigzag or blobs) in its
+own band of hues; every image draws its own scale, angle, phase, hue, brightness, background and noise, so
+neither one colour nor one pixel pattern identifies a class. `patterns`: the same textures in any hue (the
+texture alone tells the class). `shapes`: one filled shape (triangle, square, star, cross, ...) per image in
+any colour, size, angle and place (the outline alone tells the class). Images are 64-96 px PNGs. Every sound is espeak-ng speaking the class name
 with a random voice, speed and pitch, shifted in time and mixed with noise (espeak-ng must be installed).
 
 Written into OUT_DIR (paths relative to it, the openbind manifest format):
@@ -51,7 +53,7 @@ SHAPES = {  # vertices on the unit circle (angle in turns, radius), drawn rotate
     "bar": [(0.05, 1.0), (0.45, 1.0), (0.55, 1.0), (0.95, 1.0)],
     "kite": [(0, 1.0), (0.3, 0.6), (0.5, 0.5), (0.7, 0.6)],
 }
-STYLES = ("textures", "shapes")
+STYLES = ("textures", "patterns", "shapes")
 CAPTIONS = {
     "plain": ("a photo of a {}.", "a picture of the {}.", "an image showing a {}.", "this is a {}."),
     "descriptive": (
@@ -96,12 +98,13 @@ def _pattern(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return blobs
 
 
-def render_image(label: int, num_classes: int, rng: np.random.Generator) -> Image.Image:
-    """One image of class `label`: its texture, in a hue of its band, on a random darker or lighter ground."""
+def render_image(label: int, num_classes: int, rng: np.random.Generator, banded: bool = True) -> Image.Image:
+    """One image of class `label`: its texture, in a hue of its band (any hue unless `banded`), on a random
+    darker or lighter ground."""
     size = int(rng.integers(64, 97))
     mask = _pattern(PATTERNS[label % len(PATTERNS)], size, rng)
     band = 1.0 / num_classes
-    hue = (label * band + rng.uniform(-0.3, 0.3) * band) % 1.0
+    hue = (label * band + rng.uniform(-0.3, 0.3) * band) % 1.0 if banded else rng.uniform(0, 1)
     ink = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.6, 1.0)))
     ground = np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0, 0.35), rng.choice([0.1, 0.9]) + rng.uniform(-0.1, 0.1)))
     image = mask[..., None] * ink + (1 - mask[..., None]) * ground
@@ -158,8 +161,9 @@ def make_dataset(out: str | Path, *, classes: int = 10, per_class: int = 180, te
         raise ValueError("per_class and test_per_class must be positive")
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-    if style == "shapes" and classes > len(SHAPES):
-        raise ValueError(f"the shapes style has {len(SHAPES)} classes at most, got {classes}")
+    most = {"textures": len(NAMES), "patterns": len(PATTERNS), "shapes": len(SHAPES)}[style]
+    if classes > most:
+        raise ValueError(f"the {style} style has {most} classes at most, got {classes}")
     if captions not in CAPTIONS:
         raise ValueError(f"captions must be one of {sorted(CAPTIONS)}, got {captions!r}")
     out = Path(out)
@@ -172,7 +176,10 @@ def make_dataset(out: str | Path, *, classes: int = 10, per_class: int = 180, te
         label, k = i % classes, i // classes
         name, split = NAMES[label], "train" if k < per_class else "test"
         image, sound = f"images/{split}_{i:05d}.png", f"sounds/{split}_{i:05d}.wav"
-        picture = render_image(label, classes, rng) if style == "textures" else render_shape(label, rng)
+        if style == "shapes":
+            picture = render_shape(label, rng)
+        else:
+            picture = render_image(label, classes, rng, banded=style == "textures")
         picture.save(out / image)
         soundfile.write(out / sound, render_word(name, rng), SAMPLE_RATE)
         if split == "train":
@@ -197,8 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-per-class", type=int, default=20, help="held-out images and sounds per class")
     parser.add_argument("--captions", default="plain", choices=sorted(CAPTIONS), help="caption style (4 templates)")
     parser.add_argument("--style", default="textures", choices=STYLES,
-                        help="textures (a texture per class in its own band of hues) or shapes (a shape per class "
-                        "in random colours; harder)")  # fmt: skip
+                        help="textures (a texture per class in its own band of hues), patterns (a texture per "
+                        "class in any colour; 8 classes at most) or shapes (a shape per class in any colour; 10 at "
+                        "most)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     make_dataset(args.out, classes=args.classes, per_class=args.per_class, test_per_class=args.test_per_class,
