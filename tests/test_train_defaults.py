@@ -170,3 +170,11 @@ def test_cli_validates_on_a_given_manifest(pairs, tmp_path, capsys):
     assert (summary["train_pairs"], summary["val_pairs"], summary["steps"]) == (NUM_ROWS, 16, 18)
     assert summary["lr"] == pytest.approx(2e-3 * math.sqrt(8 / 64) * 128 / 96)
     assert f"exported step {summary['best']['step']} (best validation loss" in out
+
+
+def test_a_validation_manifest_needs_two_pairs(pairs, tmp_path):
+    lines = pairs["align"].read_text().splitlines()
+    one = pairs["align"].parent / "one.csv"
+    one.write_text("\n".join(lines[:2]) + "\n")
+    with pytest.raises(ValueError, match="fewer than 2 pairs"):
+        Trainer(_config(pairs, tmp_path / "run", val=[str(one)]))

@@ -97,6 +97,9 @@ class Trainer:
         train, val = self._manifests()
         self.datasets = self._build_datasets(train, config.replication)
         self.val_datasets = self._build_datasets(val, [1.0] * len(val))
+        small = [m.name() for m, d in zip(val, self.val_datasets) if len(d) < 2]
+        if small:
+            raise ValueError(f"val: {small} hold fewer than 2 pairs of {config.anchor} and {config.modality}")
         self.caches = self._build_caches(self.datasets, "anchors") if self._uses_cache else None
         self.val_caches = self._build_caches(self.val_datasets, "val_anchors") if self._uses_cache else None
         self.towers = PairTowers(self.model.encoders[IMAGE_TOWER], self.model.encoders[self.config.encoder])
@@ -180,11 +183,12 @@ class Trainer:
             pairs = sum(row.get(config.anchor) is not None and row.get(config.modality) is not None for row in manifest.rows)
             size = validation_size(pairs, config.val_fraction)
             if size == 0:
-                logger.warning(
-                    "%s: %d pairs are too few to hold out a validation split (--val-fraction %g); every pair "
-                    "trains and the last step is exported. Give --val to validate.",
-                    manifest.name(), pairs, config.val_fraction,
-                )  # fmt: skip
+                if self.dist.is_main:
+                    logger.warning(
+                        "%s: %d pairs are too few to hold out a validation split (--val-fraction %g); every pair "
+                        "trains and the last step is exported. Give --val to validate.",
+                        manifest.name(), pairs, config.val_fraction,
+                    )  # fmt: skip
                 kept.append(manifest)
                 continue
             rest, held = split_manifest(manifest, config.anchor, config.modality, size, config.seed)
