@@ -91,7 +91,6 @@ class SyntheticInput:
 
 
 def run_worker(spec: dict) -> None:
-    from openbind.data.manifest import read_manifest
     from openbind.train import TrainConfig, Trainer
     from openbind.train.distributed import DistInfo, barrier, cleanup, init_distributed
     from openbind.train.pairs import PairDataset, PreloadedPairs
@@ -109,7 +108,7 @@ def run_worker(spec: dict) -> None:
     class BenchTrainer(Trainer):
         """The real Trainer with synthetic in-memory inputs, per-step timestamps, and no checkpoints/export."""
 
-        def _build_datasets(self):
+        def _build_datasets(self, manifests, replication):
             config, encoders = self.config, self.model.config.encoders
             vision, audio = encoders[ANCHOR], encoders[TRAINED]
             synthetic = {
@@ -117,25 +116,25 @@ def run_worker(spec: dict) -> None:
                 "audio": SyntheticInput((1, audio.num_mel_bins, audio.target_length)),  # one 2 s clip
             }
             datasets = []
-            for path in config.train:
-                manifest = read_manifest(path)
+            for manifest in manifests:
                 manifest.transforms = synthetic
                 dataset = PairDataset(
                     manifest, config.anchor, config.modality, load_anchor=not self._uses_cache, seed=config.seed
                 )
-                datasets.append(PreloadedPairs(dataset, 0, False, Path(path).name))
+                datasets.append(PreloadedPairs(dataset, 0, False, Path(manifest.name()).name))
             return datasets
 
-        def _build_caches(self):
+        def _build_caches(self, datasets, prefix):
             start = time.perf_counter()
-            caches = super()._build_caches()
-            self.fill_s = time.perf_counter() - start
+            caches = super()._build_caches(datasets, prefix)
+            if prefix == "anchors":
+                self.fill_s = time.perf_counter() - start
             return caches
 
         def save(self) -> None:  # checkpoints are not part of a training step
             pass
 
-        def _export(self) -> Path:
+        def _export(self, left_chance: bool) -> Path:
             return self.out
 
     steps = spec["warmup"] + spec["steps"]
@@ -143,7 +142,7 @@ def run_worker(spec: dict) -> None:
         stage="bind", modality=TRAINED, anchor="image", train=[spec["manifest"]], out=spec["out"],
         model=bench_preset(spec["preset"]), epochs=steps / spec["epoch_batches"], batch_size=spec["batch"],
         lr=1e-4, warmup_epochs=0.0, precision=spec["precision"], grad_checkpointing=spec["grad_checkpointing"],
-        cache_anchors=spec["cache"], preload=True, progress=False, log_every=10**9, save_every=10**9,
+        cache_anchors=spec["cache"], preload=True, val_fraction=0.0, progress=False, log_every=10**9, save_every=10**9,
     )  # fmt: skip
     start = time.perf_counter()
     trainer = BenchTrainer(config, dist)

@@ -77,9 +77,17 @@ def _train(args: argparse.Namespace) -> int:
         values["grad_clip"] = None
     trainer = Trainer(TrainConfig(stage=args.stage, **values))
     model_dir = trainer.fit(resume=args.resume)
+    summary = trainer.summary
     del trainer  # DistributedDataParallel must go before its process group
     cleanup()
     print(f"trained model: {model_dir}")
+    if summary is not None:  # rank 0
+        best = summary["best"]
+        chosen = f"best validation loss {best['val_loss']:.3f}" if best else "no validation split: the last step"
+        print(f"  {summary['steps']} steps ({summary['epochs']:g} epochs, lr {summary['lr']:.3g}), "
+              f"exported step {summary['exported_step']} ({chosen})")  # fmt: skip
+        if not summary["left_chance"]:
+            print(f"  warning: the training loss ended at chance level ({summary['chance_loss']:.2f}): see above")
     return 0
 
 

@@ -31,17 +31,17 @@ if [[ ! -f "$DATA/classes.txt" ]]; then
 fi
 
 # Stage 1: image and text towers from scratch on (image, caption) pairs: the quickstart's values (lr 2e-3,
-# 35 epochs, no gradient clipping, everything decoded once) with batch 32, so 600 pairs give as many steps
+# 35 epochs, no gradient clipping, every pair trained on, everything decoded once) with batch 32, so 600 pairs give as many steps
 # (630) as the quickstart's 1,160 pairs at batch 64.
 stage align "${OPENBIND[@]}" train align --train "$DATA/align.csv" --out "$OUT/runs/align" \
     --model imagebind_world --epochs 35 --batch-size 32 --lr 2e-3 --weight-decay 0.05 --warmup-epochs 2 \
-    --grad-clip 0 --preload --save-every 1000000000 --no-progress --resume ${EXTRA_ALIGN:-}
+    --grad-clip 0 --val-fraction 0 --preload --save-every 1000000000 --no-progress --resume ${EXTRA_ALIGN:-}
 
 # Stage 2: the audio encoder against the frozen image tower, on (image, sound) pairs of other images.
 # No sound is ever paired with text.
 stage bind "${OPENBIND[@]}" train bind --modality audio --train "$DATA/bind_audio.csv" \
     --init "$OUT/runs/align" --out "$OUT/runs/audio" --epochs 40 --batch-size 50 --lr 2e-3 \
-    --weight-decay 0.05 --warmup-epochs 2 --grad-clip 0 --preload --save-every 1000000000 --no-progress \
+    --weight-decay 0.05 --warmup-epochs 2 --grad-clip 0 --val-fraction 0 --preload --save-every 1000000000 --no-progress \
     --resume ${EXTRA_BIND:-}
 
 # Emergent zero-shot: held-out sounds against text prompts (the 80 CLIP templates); images for reference.

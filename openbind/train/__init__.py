@@ -1,6 +1,8 @@
 """Training openbind the ImageBind way: align image and text, then bind a new modality to the frozen pair.
 
 - `config`, `trainer`: `Trainer(TrainConfig(...)).fit()` runs one stage on one process or many (torchrun).
+- `defaults`: epochs, learning rate and validation size worked out from the data and the model when not given.
+- `validation`: the seeded held-out split, validation loss, the best step's weights.
 - `pairs`, `sampler`, `loader`: (anchor, other) pair datasets, the mixing batch sampler, the DataLoader.
 - `cache`: the frozen anchor tower's embeddings on disk; `augment`: crops and flips of 2-D maps.
 - `loss`: symmetric InfoNCE (the paper's sum L(I,M) + L(M,I)), exact across data-parallel ranks.

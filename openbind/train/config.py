@@ -44,13 +44,21 @@ class TrainConfig:
                          "(see `openbind models`)")  # fmt: skip
     init: str | None = _option(None, "start from this run directory (its model/) or checkpoint directory, e.g. the "
                                "align run")  # fmt: skip
-    epochs: float = _option(10, "passes over the (replicated) training data; may be fractional")
+    epochs: float | None = _option(None, "passes over the (replicated) training data; may be fractional. Default: "
+                                   "enough for 600 steps and at least 10 epochs (towers trained from scratch sit at "
+                                   "chance for the first few hundred steps, so a small dataset needs many passes)")
     batch_size: int = _option(64, "global batch size, split across processes")
-    lr: float = _option(1e-3, "peak learning rate of AdamW (betas 0.9, 0.95)")
+    lr: float | None = _option(None, "peak learning rate of AdamW (betas 0.9, 0.95). Default: 2e-3 x sqrt(batch / 64) "
+                               "x 128 / width of the widest trained tower (2e-3 for imagebind_world at batch 64)")
     weight_decay: float = _option(0.2, "AdamW weight decay (not applied to biases, norms, tokens, positions, scales)")
     warmup_epochs: float = _option(1.0, "linear warmup length before the cosine decay")
     min_lr_ratio: float = _option(0.0, "final learning rate as a fraction of --lr")
     grad_clip: float | None = _option(1.0, "clip the gradient norm to this value (0 disables)")
+    val: list[str] = _option([], "validation manifest(s): scored at every checkpoint; the step of the lowest "
+                             "validation loss is exported as model/")
+    val_fraction: float = _option(0.1, "without --val, hold out this fraction of each training manifest's pairs "
+                                  "(seeded: a resumed run holds out the same; at least 32 and at most 2,000 pairs; "
+                                  "a manifest with fewer than 32 / fraction pairs keeps them all); 0 disables")
     drop_path: float | None = _option(None, "maximum stochastic-depth rate of the trained towers (default: the config's)")
     finetune: str = _option("full", "full | last:N (last N blocks + head) | lora:R (rank-R adapters on attention and MLP)")
     precision: str = _option("fp32", "fp32 | bf16 (autocast)")
@@ -90,6 +98,12 @@ class TrainConfig:
                 f"augment crops and flips 2-D maps (a modality registered as augmentable) in the bind stage, "
                 f"not {self.stage} {self.modality!r}"
             )
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.val_fraction <= 0.5:
+            raise ValueError(f"val_fraction must be in [0, 0.5], got {self.val_fraction}")
         if self.replication and len(self.replication) != len(self.train):
             raise ValueError("give one replication factor per training manifest")
         parse_finetune(self.finetune)

@@ -6,9 +6,11 @@
   pairs with symmetric InfoNCE at the modality's fixed temperature. The frozen tower's embeddings of every
   anchor are computed once and cached on disk (`cache_anchors`), so later epochs never decode an anchor file.
 
-A run directory holds `train_config.json`, `log.jsonl`, `checkpoints/step_*` (written atomically; `--resume`
-continues from the newest complete one with the same data order, optimizer, scheduler and RNG) and, at the
-end, `model/` (`config.json` + `model.safetensors`), which `--init` of the next stage and `create_model` read.
+A run directory holds `train_config.json`, `log.jsonl`, `val.jsonl`, `checkpoints/step_*` (written atomically;
+`--resume` continues from the newest complete one with the same data order, optimizer, scheduler and RNG),
+`best/` (the trained weights of the lowest validation loss) and, at the end, `summary.json` and `model/`
+(`config.json` + `model.safetensors`), which `--init` of the next stage and `create_model` read. Options left
+out (epochs, learning rate, validation split) come from the data and the model (`defaults`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from openbind.data.manifest import read_manifest
+from openbind.data.manifest import Manifest, read_manifest
 from openbind.factory import create_model
 from openbind.modalities import IMAGE_TOWER, get_modality
 from openbind.model.imagebind import ImageBind
@@ -36,6 +39,7 @@ from openbind.preprocess import record_inputs
 from openbind.train.augment import crop_flip
 from openbind.train.cache import EmbeddingCache, fill_cache, module_fingerprint
 from openbind.train.config import TrainConfig, parse_finetune
+from openbind.train.defaults import auto_epochs, auto_lr, chance_loss, validation_size
 from openbind.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from openbind.train.finetune import apply_lora, freeze, merge_lora, unfreeze_last_blocks
 from openbind.train.loader import make_loader
@@ -44,10 +48,16 @@ from openbind.train.pairs import PairDataset, PreloadedPairs
 from openbind.train.plot import plot_curves
 from openbind.train.schedule import build_optimizer, warmup_cosine
 from openbind.train.state import load_training_state, restore_rng, save_training_state
+from openbind.train.validation import read_best, read_best_weights, split_manifest, validation_metrics, write_best
 from openbind.utils import atomic_write_text
 from openbind.weights.checkpoint import save_checkpoint
 
 logger = logging.getLogger("openbind")
+
+# The training loss counts as still at chance while its mean over the last CHANCE_WINDOW steps is above
+# CHANCE_RATIO times the chance level (2 ln batch); checked a third of the way through a run and at its end.
+CHANCE_RATIO, CHANCE_WINDOW = 0.9, 20
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -84,20 +94,35 @@ class Trainer:
         self.model = self._build_model()
         if self.dist.rank:
             torch.manual_seed(config.seed + self.dist.rank)  # a different drop-path stream per rank
-        self.datasets = self._build_datasets()
-        self.caches = self._build_caches() if self._uses_cache else None
+        train, val = self._manifests()
+        self.datasets = self._build_datasets(train, config.replication)
+        self.val_datasets = self._build_datasets(val, [1.0] * len(val))
+        small = [m.name() for m, d in zip(val, self.val_datasets) if len(d) < 2]
+        if small:
+            raise ValueError(f"val: {small} hold fewer than 2 pairs of {config.anchor} and {config.modality}")
+        self.caches = self._build_caches(self.datasets, "anchors") if self._uses_cache else None
+        self.val_caches = self._build_caches(self.val_datasets, "val_anchors") if self._uses_cache else None
         self.towers = PairTowers(self.model.encoders[IMAGE_TOWER], self.model.encoders[self.config.encoder])
         self.ddp = (
             DistributedDataParallel(self.towers, find_unused_parameters=False) if self.dist.distributed else self.towers
         )
-        self.optimizer = build_optimizer(self.towers, config.lr, config.weight_decay)
         self.steps_per_epoch = self._steps_per_epoch()
-        self.total_steps = max(1, math.ceil(config.epochs * self.steps_per_epoch))
+        self.epochs = config.epochs if config.epochs is not None else auto_epochs(self.steps_per_epoch)
+        width = max(self.model.encoders[name].config.width for name in config.trained)
+        self.lr = config.lr if config.lr is not None else auto_lr(config.batch_size, width)
+        self.optimizer = build_optimizer(self.towers, self.lr, config.weight_decay)
+        self.total_steps = max(1, math.ceil(self.epochs * self.steps_per_epoch))
         warmup = min(self.total_steps - 1, round(config.warmup_epochs * self.steps_per_epoch))
         self.scheduler = warmup_cosine(self.optimizer, warmup, self.total_steps, config.min_lr_ratio)
         self.step = 0
         self.saved_step = -1
         self.position = {"epoch": 0, "batch": 0}
+        self.best = None
+        self.recent_losses: deque[float] = deque(maxlen=CHANCE_WINDOW)
+        self.chance_warned = False
+        self.summary: dict[str, Any] | None = None
+        if config.epochs is None or config.lr is None:
+            logger.info("%s: %s epochs (%d steps), lr %.3g", self.out, self.epochs, self.total_steps, self.lr)
 
     # --- setup -----------------------------------------------------------------------------------------------
 
@@ -145,17 +170,42 @@ class Trainer:
             set_drop_path(encoder, self.config.drop_path)
         encoder.trunk.grad_checkpointing = self.config.grad_checkpointing
 
-    def _build_datasets(self) -> list[torch.utils.data.Dataset]:
+    def _manifests(self) -> tuple[list[Manifest], list[Manifest]]:
+        """(training, validation) manifests: --val's, or a seeded share of each training manifest held out."""
+        config = self.config
+        train = [read_manifest(path) for path in config.train]
+        if config.val:
+            return train, [read_manifest(path) for path in config.val]
+        if not config.val_fraction:
+            return train, []
+        kept, val = [], []
+        for manifest in train:
+            pairs = sum(row.get(config.anchor) is not None and row.get(config.modality) is not None for row in manifest.rows)
+            size = validation_size(pairs, config.val_fraction)
+            if size == 0:
+                if self.dist.is_main:
+                    logger.warning(
+                        "%s: %d pairs are too few to hold out a validation split (--val-fraction %g); every pair "
+                        "trains and the last step is exported. Give --val to validate.",
+                        manifest.name(), pairs, config.val_fraction,
+                    )  # fmt: skip
+                kept.append(manifest)
+                continue
+            rest, held = split_manifest(manifest, config.anchor, config.modality, size, config.seed)
+            kept.append(rest)
+            val.append(held)
+        return kept, val
+
+    def _build_datasets(self, manifests: list[Manifest], replication: list[float]) -> list[torch.utils.data.Dataset]:
         config = self.config
         datasets = []
-        for i, path in enumerate(config.train):
-            replication = config.replication[i] if config.replication else 1.0
+        for i, manifest in enumerate(manifests):
             dataset = PairDataset(
-                read_manifest(path), config.anchor, config.modality, replication=replication,
+                manifest, config.anchor, config.modality, replication=replication[i] if replication else 1.0,
                 load_anchor=not self._uses_cache, seed=config.seed, options=self.model.config.inputs,
             )  # fmt: skip
             if config.preload:
-                dataset = PreloadedPairs(dataset, config.num_workers, self._show, Path(path).name)
+                dataset = PreloadedPairs(dataset, config.num_workers, self._show, Path(manifest.name()).name)
             datasets.append(dataset)
         return datasets
 
@@ -166,14 +216,14 @@ class Trainer:
     def _base(self, dataset: torch.utils.data.Dataset) -> PairDataset:
         return dataset.dataset if isinstance(dataset, PreloadedPairs) else dataset
 
-    def _build_caches(self) -> list[EmbeddingCache]:
+    def _build_caches(self, datasets: list[torch.utils.data.Dataset], prefix: str) -> list[EmbeddingCache]:
         """Embed every anchor once with the frozen tower; later epochs read the embeddings from disk."""
         anchor = self.model.encoders[IMAGE_TOWER]
         fingerprint = module_fingerprint(anchor)
         caches = []
-        for i, dataset in enumerate(self.datasets):
+        for i, dataset in enumerate(datasets):
             base = self._base(dataset)
-            path = self.out / "cache" / f"anchors_{i}_{base.manifest.fingerprint[:12]}.npy"
+            path = self.out / "cache" / f"{prefix}_{i}_{base.manifest.fingerprint[:12]}.npy"
             cache = None  # rank 0 alone opens it first: another rank opening a missing cache would reset it
             if self.dist.is_main:
                 cache = EmbeddingCache.for_dataset(path, base, self.model.config.embed_dim, fingerprint=fingerprint)
@@ -216,6 +266,7 @@ class Trainer:
         if self.step == self.saved_step:
             return
         self.saved_step = self.step
+        self._validate()
         if self.dist.is_main:
             save_training_state(
                 self.out / "checkpoints", model_state=self._trained_state(), optimizer=self.optimizer,
@@ -234,12 +285,82 @@ class Trainer:
         self.scheduler.load_state_dict(state.scheduler)
         self.step = self.saved_step = state.step
         self.position = dict(state.data_position)
+        self.best = read_best(self.out / "best")
+        log = self.out / "log.jsonl"
+        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+        self.recent_losses.extend(r["loss"] for r in records[-CHANCE_WINDOW:] if r["step"] <= self.step)
         if self.dist.is_main:
             restore_rng(state)
         else:
             torch.manual_seed(self.config.seed + self.dist.rank + 1000 * self.step)
         logger.info("resumed %s at step %d (epoch %d, batch %d)", self.out, self.step, *self.position.values())
         return True
+
+    # --- validation ------------------------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        """Score the validation pairs; keep the trained weights in `best/` when their loss is the lowest yet."""
+        if not self.val_datasets or self.step == 0:
+            return
+        trained = [self.model.encoders[name] for name in self.config.trained]
+        for encoder in trained:
+            encoder.eval()
+        try:
+            sizes = [len(dataset) for dataset in self.val_datasets]
+            metrics = [
+                validation_metrics(dataset, self.config.batch_size, self._val_embedder(i), self._scale())
+                for i, dataset in enumerate(self.val_datasets)
+            ]
+        finally:
+            for encoder in trained:
+                encoder.train()
+        record = {"step": self.step, "epoch": self.position["epoch"]}
+        for key in metrics[0]:
+            record[key] = sum(m[key] * n for m, n in zip(metrics, sizes)) / sum(sizes)
+        if self.dist.is_main:
+            with open(self.out / "val.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            if self.best is None or record["val_loss"] < self.best["val_loss"]:
+                write_best(self.out / "best", self._trained_state(), record)
+        if self.best is None or record["val_loss"] < self.best["val_loss"]:
+            self.best = record
+
+    def _val_embedder(self, index: int):
+        def embed(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+            with self._autocast():
+                other = self.towers.other(batch["other"].to(self.device))
+                if self.val_caches is not None:
+                    return self.val_caches[index].get(batch["index"]).to(self.device), other
+                return self.towers.anchor(batch["anchor"].to(self.device)), other
+
+        return embed
+
+    def _scale(self) -> torch.Tensor:
+        return self.model.encoders[self.config.encoder].scale
+
+    def _check_chance(self, final: bool) -> bool:
+        """Whether the recent training loss has left chance level; warns (once mid-run, and at the end) if not."""
+        if not self.recent_losses:
+            return True
+        loss, chance = sum(self.recent_losses) / len(self.recent_losses), chance_loss(self.config.batch_size)
+        if loss < CHANCE_RATIO * chance:
+            return True
+        if final or not self.chance_warned:
+            self.chance_warned = True
+            advice = (
+                "The exported model has not learned to match pairs: check that the pairs belong together, then "
+                "train longer (--epochs) or try another --lr."
+                if final
+                else "It may still leave it; if it does not, stop and check the data, --epochs and --lr."
+            )
+            message = (
+                f"{self.out}: after {self.step} steps the training loss ({loss:.2f}) is still at chance level "
+                f"(2 ln {self.config.batch_size} = {chance:.2f}; in-batch accuracy at chance is "
+                f"{1 / self.config.batch_size:.3f}). {advice}"
+            )
+            if self.dist.is_main:
+                logger.warning(message)
+        return False
 
     # --- the loop --------------------------------------------------------------------------------------------
 
@@ -285,7 +406,7 @@ class Trainer:
         else:
             with self._autocast():
                 anchor_emb, other_emb = self.ddp(batch["anchor"].to(self.device), other)
-        scale = self.model.encoders[self.config.encoder].scale
+        scale = self._scale()
         loss = contrastive_loss(anchor_emb, other_emb.float(), scale, local_loss=self.config.local_loss)
         accuracy = contrastive_accuracy(anchor_emb, other_emb)[0]
         return loss, accuracy
@@ -329,6 +450,9 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
+                self.recent_losses.append(reported.item())
+                if self.step == max(100, self.total_steps // 3) and self.step < self.total_steps:
+                    self._check_chance(final=False)
                 samples += batch["other"].shape[0] * self.dist.world_size
                 self.position = {"epoch": epoch, "batch": batch["batch"] + 1}
                 if log is not None and (self.step % config.log_every == 0 or self.step == self.total_steps):
@@ -350,14 +474,29 @@ class Trainer:
             if log is not None:
                 log.close()
         self.save()
-        return self._export()
+        left_chance = self._check_chance(final=True)
+        return self._export(left_chance)
 
-    def _export(self) -> Path:
-        """Write the whole model (frozen towers included) for `--init` of the next stage and `create_model`."""
+    def _export(self, left_chance: bool) -> Path:
+        """Write the whole model (frozen towers included) for `--init` of the next stage and `create_model`: the
+        trained weights of the best validation step (the last step without validation), and `summary.json`."""
         target = self.out / "model"
+        exported = self.step
+        if self.best is not None and self.best["step"] != self.step:
+            self.model.load_state_dict(read_best_weights(self.out / "best"), strict=False)
+            exported = self.best["step"]
         if self.dist.is_main:
+            summary = {
+                "steps": self.total_steps, "epochs": self.epochs, "lr": self.lr, "batch_size": self.config.batch_size,
+                "train_pairs": sum(len(self._base(d).rows) for d in self.datasets),
+                "val_pairs": sum(len(d) for d in self.val_datasets), "best": self.best, "exported_step": exported,
+                "final_loss": sum(self.recent_losses) / len(self.recent_losses) if self.recent_losses else None,
+                "chance_loss": chance_loss(self.config.batch_size), "left_chance": left_chance,
+            }  # fmt: skip
+            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
+            self.summary = summary
             merge_lora(self.model)
             save_checkpoint(self.model.state_dict(), record_inputs(self.model.config), target)
-            plot_curves(self.out / "log.jsonl", self.out / "curves.png")
+            plot_curves(self.out / "log.jsonl", self.out / "curves.png", self.out / "val.jsonl")
         barrier()
         return target
