@@ -49,7 +49,7 @@ class ScratchRecipe:
     classifies all its k examples right (checked every `check_every` steps, without augmentation) or for at most
     `max_steps` steps. With k examples there is nothing to validate on; fitting them is the natural stop."""
 
-    max_steps: int = 400
+    max_steps: int = 300
     check_every: int = 25
     lr: float = 2e-3
     weight_decay: float = 0.05
