@@ -54,8 +54,11 @@ def test_each_size_is_aligned_on_its_own_share_of_pairs_and_its_own_tower(scaled
 def test_a_scaling_rerun_trains_nothing_again(scaled):
     logs = sorted((scaled / "towers").glob("*/runs/*/log.jsonl"))
     before = [log.read_text() for log in logs]
+    report = json.loads((scaled / "report.json").read_text())
     run_scaling(scaled, recipe="smoke", processes=1, progress=False)
     assert len(logs) == 15 and [log.read_text() for log in logs] == before
+    again = json.loads((scaled / "report.json").read_text())
+    assert again["emergent_top1"] == report["emergent_top1"] and again["per_size"] == report["per_size"]
 
 
 def test_scaling_refuses_bad_options(tmp_path, scaled):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from openbind.config import ModelConfig
-from openbind.eval.report import save_figure, write_report
+from openbind.eval.report import save_figure, to_jsonable, write_report
 from openbind.factory import PRESETS, create_model
 from openbind.modalities import IMAGE_TOWER, TEXT_TOWER
 from openbind.reproduce.quickstart import (
@@ -153,6 +154,7 @@ def run_scaling(
         init = _initial_model(tower, recipe.base, seed, tower_dir / "init")
         aligns[tower.name] = stage_config(recipe.align, manifest, tower_dir / "runs" / "align", model=str(init),
                                           init=None, seed=seed, progress=progress)  # fmt: skip
+    aligned_before = {name for name, config in aligns.items() if _is_trained(config)}
     longest_first = sorted(recipe.towers, key=_align_cost, reverse=True)
     trained = train_missing([aligns[t.name] for t in longest_first], processes, progress, desc="align image+text")
     aligned = {name: trained[config.out] for name, config in aligns.items()}
@@ -165,6 +167,9 @@ def run_scaling(
                      model=str(aligned[tower.name]), init=aligned[tower.name], seed=seed, progress=progress)
         for tower, stage in binds
     ]  # fmt: skip
+    untouched = {t.name for (t, _), c in zip(binds, configs) if t.name in aligned_before} - {
+        t.name for (t, _), c in zip(binds, configs) if not _is_trained(c)
+    }  # sizes with nothing to train: their saved evaluation stands
     trained = train_missing(configs, processes, progress, desc=f"bind {', '.join(s.name for s in recipe.binds)}")
     bound = [trained[config.out] for config in configs]
     seconds["bind (all sizes)"] = time.perf_counter() - tick
@@ -172,8 +177,14 @@ def run_scaling(
     tick = time.perf_counter()
     evaluations = {}
     for tower in tqdm(recipe.towers, desc="evaluate", unit="size", disable=not progress):
+        saved = out / "towers" / tower.name / "evaluation.json"
+        if tower.name in untouched and saved.is_file():  # nothing of this size was trained again
+            evaluations[tower.name] = json.loads(saved.read_text())
+            continue
         towers = {stage.modality: path for (t, stage), path in zip(binds, bound) if t is tower}
-        evaluations[tower.name] = evaluate_world(merge_towers(aligned[tower.name], towers), world, progress=False)
+        evaluation = to_jsonable(evaluate_world(merge_towers(aligned[tower.name], towers), world, progress=False))
+        atomic_write_text(saved, json.dumps(evaluation))
+        evaluations[tower.name] = evaluation
     seconds["evaluate"] = time.perf_counter() - tick
     seconds["total"] = time.perf_counter() - start
 
@@ -187,10 +198,14 @@ def run_scaling(
 
 def train_missing(configs: list[TrainConfig], processes: int, progress: bool, desc: str) -> dict[str, Path]:
     """Train the runs that have not written their model yet (`processes` at a time); {run dir: model dir}."""
-    done = {c.out: Path(c.out) / "model" for c in configs if (Path(c.out) / "model" / CONFIG_NAME).is_file()}
-    todo = [c for c in configs if c.out not in done]
+    done = {c.out: Path(c.out) / "model" for c in configs if _is_trained(c)}
+    todo = [c for c in configs if not _is_trained(c)]
     trained = run_parallel(todo, processes, progress, desc=desc) if todo else []
     return {**done, **{config.out: path for config, (_, path) in zip(todo, trained)}}
+
+
+def _is_trained(config: TrainConfig) -> bool:
+    return (Path(config.out) / "model" / CONFIG_NAME).is_file()
 
 
 def write_align_subset(world: WorldInfo, per_combo: int, path: Path) -> Path:
