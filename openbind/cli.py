@@ -419,7 +419,8 @@ def _add_reproduce_commands(sub) -> None:
         description="Align image+text towers of three sizes (each larger one on more image-caption pairs), bind "
         "audio, depth, thermal and IMU to each frozen pair with one fixed recipe, and report every bound "
         "modality's emergent zero-shot against the image tower's own (table, rank correlation, scaling.png). "
-        "About 30 minutes on a quiet 2-core CPU; every trained run is kept under DIR/towers/.",
+        "Estimated at 27-33 minutes on a quiet 2-core CPU (docs/reproduce.md); every trained run is kept under "
+        "DIR/towers/.",
     )  # fmt: skip
     fewshot = experiments.add_parser(
         "fewshot", help="few-shot linear probes on bound audio and depth vs training from scratch (Figure 3)",
