@@ -284,5 +284,5 @@ def plot_fewshot(out_dir: Path, data: Mapping[str, Any]) -> list[tuple[str, Path
         ax.set_xlabel("labelled examples per class (k)")
         ax.set_ylabel("top-1 (%)")
         ax.set_title(f"{modality} few-shot")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", fontsize="small")
     return [("Few-shot top-1 against k: bound embeddings vs from scratch", save_figure(fig, out_dir / "fewshot.png"))]
