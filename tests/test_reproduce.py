@@ -112,6 +112,10 @@ def test_fewshot_trains_the_bound_towers_then_probes_them(tmp_path):
 def test_fewshot_from_needs_a_quickstart_directory(tmp_path):
     with pytest.raises(ValueError, match="source"):
         run_fewshot(tmp_path / "out", source=tmp_path, recipe="smoke", progress=False)
+    with pytest.raises(ValueError, match="processes"):
+        run_fewshot(tmp_path / "out", recipe="smoke", processes=0, progress=False)
+    with pytest.raises(ValueError, match="recipe"):
+        run_fewshot(tmp_path / "out", recipe="huge", progress=False)
 
 
 def test_the_from_scratch_baseline_learns_its_examples(tmp_path):

@@ -106,6 +106,8 @@ def run_fewshot(
         recipe = RECIPES[recipe]
     if not recipe.shots or min(recipe.shots) < 1 or recipe.draws < 1:
         raise ValueError("recipe.shots must be positive shot counts and recipe.draws >= 1")
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
     out = Path(out)
     start = time.perf_counter()
     if source is not None:
