@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from openbind.eval.zeroshot import ZeroShotResult
 from openbind.utils import atomic_path, atomic_write_text
 
 SCHEMAS = ("quickstart",)
+
+Plotter = Callable[[Path, Mapping[str, Any]], list[tuple[str, Path]]]
 
 
 def write_report(
@@ -38,13 +40,16 @@ def write_report(
     plots: bool = True,
     schema: str | None = None,
     summary: str | None = None,
+    plotters: Sequence[Plotter] = (),
 ) -> list[Path]:
     """Write report.json, report.md and (with matplotlib) PNG plots into `out_dir`; return the paths.
 
     `schema="quickstart"` first checks that the results have the keys and value types the quickstart promises
     (top-1 fractions per evaluated input kind, their chance levels, retrieval, both arithmetic hit rates, seconds
     with a total) and raises OpenBindInputError listing every problem, writing nothing.
-    `summary` is a paragraph printed under the title (what the numbers show).
+    `summary` is a paragraph printed under the title (what the numbers show). `plotters` draw an experiment's
+    own figures after the standard ones: each gets `out_dir` and the JSON-safe results and returns its
+    (caption, PNG path) pairs (see `save_figure`).
     """
     if schema is not None and schema not in SCHEMAS:
         raise ValueError(f"unknown report schema {schema!r}; known: {SCHEMAS}")
@@ -60,6 +65,8 @@ def write_report(
     if plots:
         try:
             images = _write_plots(out_dir, data)
+            for plotter in plotters:
+                images.extend(plotter(out_dir, data))
         except ImportError:
             note = "Plots skipped: matplotlib is not installed (`pip install matplotlib`)."
     md_path = out_dir / "report.md"

@@ -29,8 +29,8 @@ from openbind.eval.report import summarize_zero_shot, write_report
 from openbind.eval.retrieval import recall_both_directions
 from openbind.eval.zeroshot import ZeroShotResult, build_classifier
 from openbind.factory import create_model
-from openbind.model.imagebind import ImageBind
 from openbind.modalities import get_input
+from openbind.model.imagebind import ImageBind
 from openbind.train import TrainConfig, Trainer
 from openbind.weights.checkpoint import save_checkpoint
 from openbind.world import WorldInfo, write_world
@@ -115,10 +115,10 @@ def run_quickstart(
     seconds["world"] = time.perf_counter() - tick
 
     align = stages[0]
-    seconds["align"], aligned = _run_stage(_stage_config(align, world, out, preset, None, seed, progress))
+    seconds["align"], aligned = run_stage(_stage_config(align, world, out, preset, None, seed, progress))
     configs = [_stage_config(stage, world, out, preset, aligned, seed, progress) for stage in stages[1:]]
     tick = time.perf_counter()
-    bound = _run_binds(configs, processes, progress)
+    bound = run_parallel(configs, processes, progress)
     seconds.update({stage.name: stage_seconds for stage, (stage_seconds, _) in zip(stages[1:], bound)})
     if processes > 1 and len(configs) > 1:
         seconds["binds (in parallel)"] = time.perf_counter() - tick
@@ -141,13 +141,21 @@ def run_quickstart(
 def _stage_config(
     stage: Stage, world: WorldInfo, out: Path, preset: str, init: Path | None, seed: int, progress: bool
 ) -> TrainConfig:
+    train = world.manifests[f"{stage.name}_train"]
+    return stage_config(stage, train, out / "runs" / stage.name, model=preset, init=init, seed=seed, progress=progress)
+
+
+def stage_config(
+    stage: Stage, train: str | Path, run_dir: str | Path, *, model: str, init: Path | None, seed: int, progress: bool
+) -> TrainConfig:
+    """The training run of one stage on one manifest: every option given, so no default of TrainConfig moves it."""
     return TrainConfig(
         stage="align" if stage.name == "align" else "bind",
-        train=[str(world.manifests[f"{stage.name}_train"])],
-        out=str(out / "runs" / stage.name),
+        train=[str(train)],
+        out=str(run_dir),
         modality=stage.modality,
         anchor=stage.anchor,
-        model=preset,
+        model=model,
         init=str(init) if init else None,
         epochs=stage.epochs,
         batch_size=stage.batch_size,
@@ -164,7 +172,7 @@ def _stage_config(
     )
 
 
-def _run_stage(config: TrainConfig, threads: int | None = None) -> tuple[float, Path]:
+def run_stage(config: TrainConfig, threads: int | None = None) -> tuple[float, Path]:
     """Train one stage (resuming a partial run); (seconds, trained model directory)."""
     if threads:
         torch.set_num_threads(threads)
@@ -173,17 +181,21 @@ def _run_stage(config: TrainConfig, threads: int | None = None) -> tuple[float, 
     return time.perf_counter() - tick, model_dir
 
 
-def _run_binds(configs: list[TrainConfig], processes: int, progress: bool) -> list[tuple[float, Path]]:
-    """Run the bind stages, `processes` at a time; one progress bar over all their steps."""
+def run_parallel(
+    configs: list[TrainConfig], processes: int, progress: bool, desc: str | None = None
+) -> list[tuple[float, Path]]:
+    """Run independent training runs, `processes` at a time with one torch thread each (in this process with
+    the default threads when `processes` is 1); one progress bar over all their steps. (seconds, model dir)
+    per run."""
     if processes <= 1 or len(configs) <= 1:
-        return [_run_stage(config) for config in configs]
+        return [run_stage(config) for config in configs]
     quiet = [dataclasses.replace(config, progress=False) for config in configs]
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
     with ProcessPoolExecutor(min(processes, len(configs)), mp_context=context) as pool:
-        futures = [pool.submit(_run_stage, config, 1) for config in quiet]
+        futures = [pool.submit(run_stage, config, 1) for config in quiet]
         # every row of the world's manifests is a good pair, and the sampler drops the last partial batch
         total = sum(math.ceil(c.epochs * (len(_rows(Path(c.train[0]))) // c.batch_size)) for c in configs)
-        desc = f"bind {', '.join(c.modality for c in configs)}"
+        desc = desc or f"bind {', '.join(c.modality for c in configs)}"
         with tqdm(total=total, desc=desc, unit="step", disable=not progress) as bar:
             while True:
                 bar.n = sum(_logged_steps(Path(config.out) / "log.jsonl") for config in configs)
@@ -226,12 +238,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _files(path: Path, column: str) -> tuple[list[str], list[dict[str, str]]]:
+def manifest_files(path: Path, column: str) -> tuple[list[str], list[dict[str, str]]]:
     rows = _rows(path)
     return [str(path.parent / row[column]) for row in rows], rows
 
 
-def _embed(model: ImageBind, column: str, items: list[str], progress: bool) -> torch.Tensor:
+def embed_files(model: ImageBind, column: str, items: list[str], progress: bool) -> torch.Tensor:
     """Embeddings of manifest files through the same transforms as training (so every item must load)."""
     transform = get_input(column).training_transform()
     return embed_items(model, column, items, transform=transform, progress=progress, on_error="raise")
@@ -252,30 +264,30 @@ def evaluate_world(model: ImageBind, world: WorldInfo, *, progress: bool = True)
         ("imu", "imu", activity_classifier, activities),
         ("video", "video", activity_classifier, activities),
     ):
-        files, rows = _files(world.manifests[f"eval_{name}_test"], column)
+        files, rows = manifest_files(world.manifests[f"eval_{name}_test"], column)
         labels = torch.tensor([classes.index(row["label"]) for row in rows])
-        embeddings = _embed(model, column, files, progress)
+        embeddings = embed_files(model, column, files, progress)
         zero_shot[name] = ZeroShotResult.from_scores(classifier.scores(embeddings), labels, classes)
     results = summarize_zero_shot(zero_shot)
 
     scenes_path = world.manifests["scenes_test"]
-    audio_files, scenes = _files(scenes_path, "audio")
-    depth_files, _ = _files(scenes_path, "depth")
+    audio_files, scenes = manifest_files(scenes_path, "audio")
+    depth_files, _ = manifest_files(scenes_path, "depth")
     ids = [row["scene"] for row in scenes]
-    audio = _embed(model, "audio", audio_files, progress)
-    depth = _embed(model, "depth", depth_files, progress)
+    audio = embed_files(model, "audio", audio_files, progress)
+    depth = embed_files(model, "depth", depth_files, progress)
     retrieval = recall_both_directions(audio, depth, ids, ids, names=("audio", "depth"), ks=(1, 5))
     chance = {f"R@{k}": k / len(ids) for k in (1, 5)}
     results["retrieval"] = {**retrieval, "chance": chance, "note": "audio and depth were never trained together"}
 
     query_path, gallery_path = world.manifests["arithmetic_test"], world.manifests["arithmetic_gallery_test"]
-    query_images, queries = _files(query_path, "image")
-    query_audio, _ = _files(query_path, "audio")
-    gallery_images, gallery = _files(gallery_path, "image")
+    query_images, queries = manifest_files(query_path, "image")
+    query_audio, _ = manifest_files(query_path, "audio")
+    gallery_images, gallery = manifest_files(gallery_path, "image")
     results["arithmetic"] = arithmetic_hit_rate(
-        _embed(model, "image", query_images, progress),
-        _embed(model, "audio", query_audio, progress),
-        _embed(model, "image", gallery_images, progress),
+        embed_files(model, "image", query_images, progress),
+        embed_files(model, "audio", query_audio, progress),
+        embed_files(model, "image", gallery_images, progress),
         [(row["object"], row["environment"]) for row in gallery],
         [(row["object"], row["environment"]) for row in queries],
         k=5,
