@@ -38,7 +38,7 @@ from openbind.search import build_index
 from openbind.weights.checkpoint import save_checkpoint
 from openbind.world import write_world
 
-VARIANTS = {"batching off": ["--max-batch", "1"], "dynamic batching": ["--max-batch", "32", "--max-wait-ms", "5"]}
+VARIANTS = {"batching off": ["--max-batch", "1"], "dynamic batching": ["--max-batch", "32"]}
 WORDS = ["red", "blue", "round", "small", "loud", "quiet", "metal", "wooden", "cat", "car", "kettle", "bird", "rain"]
 
 

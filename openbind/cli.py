@@ -611,8 +611,9 @@ def _add_serve_command(sub) -> None:
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="an origin whose pages may call the API (repeat; default none: CORS off)")  # fmt: skip
     serve.add_argument("--max-batch", type=int, default=32, help="most items per forward pass (1: no batching)")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0,
-                       help="how long a batch waits for more requests (default 5 ms)")  # fmt: skip
+    serve.add_argument("--max-wait-ms", type=float, default=0.0,
+                       help="how long a batch waits for more requests (default 0: it takes what is queued; batches "
+                       "fill while the tower is busy)")  # fmt: skip
     serve.add_argument("--max-concurrent", type=int, default=64,
                        help="embed and search requests in progress at once; beyond it 429 + Retry-After (default 64)")  # fmt: skip
     serve.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take (default 30)")

@@ -1,5 +1,7 @@
-"""Dynamic batching across requests: one queue per tower; items that arrive within `max_wait_ms` of each other
-are embedded as one batch, and each request gets its own rows back.
+"""Dynamic batching across requests: one queue per tower; the items queued when the tower is free (and those
+arriving within `max_wait_ms`, default 0) are embedded as one batch, and each request gets its own rows back.
+Waiting only costs a lone request latency: under load, items queue while the previous batch runs (measured on
+the quickstart model: no gain from a 5 ms wait at 8 or 32 clients, and a lone image request 15 ms instead of 9).
 
 A request's items are queued one by one, so a batch mixes items of several requests; items of different shapes
 for the same tower (an image and a video through the vision tower) run as separate forward passes of the same
@@ -25,10 +27,10 @@ Encode = Callable[[str, torch.Tensor], torch.Tensor]  # (modality, [N, ...] inpu
 @dataclass(frozen=True)
 class BatchSettings:
     """`max_batch`: most items in one forward pass (1: no batching); `max_wait_ms`: how long the first item of
-    a batch waits for others."""
+    a batch waits for others (0: none; it takes what is queued)."""
 
     max_batch: int = 32
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
