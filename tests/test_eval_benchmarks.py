@@ -120,6 +120,9 @@ def test_a_second_run_reads_every_embedding_from_the_cache(model_dir, toy_benchm
     assert second["metrics"] == first["metrics"]
     uncached = Runner(str(model_dir), cache_root=None, templates=TEMPLATES, progress=False).run("toy-colours", tmp_path)
     assert uncached["counts"]["read_from_cache"] == 0 and uncached["metrics"] == pytest.approx(first["metrics"])
+    for precision in ("int8", "bf16"):  # other numbers: not shared
+        again = _runner(model_dir, tmp_path, precision=precision).run("toy-colours", tmp_path)
+        assert again["counts"]["embedded_now"] == 12 and again["counts"]["read_from_cache"] == 0
 
 
 def test_mean_average_precision_matches_scikit_learn(model_dir, images, toy_benchmarks, tmp_path):

@@ -84,6 +84,8 @@ class ImageBind(nn.Module):
         """Unit-norm embeddings of a model-ready tensor; clips are averaged, then renormalized."""
         encoder = self._encoder(modality)
         items, clips = split_clips(modality, encoder.config, x)
+        if items.is_floating_point():  # bf16/fp16 weights take inputs of their dtype (token ids stay integers)
+            items = items.to(next(encoder.parameters()).dtype)
         with self._autocast(items.device):
             embedding = encoder(items).float()
         if clips is not None:
