@@ -3,6 +3,7 @@ format follows the suffix where the library allows it (PIL, soundfile)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,13 @@ def write_imu_csv(path: Path, *, seconds: float = 3.0, rate: float = 100.0) -> P
     lines = ["t,ax,ay,az,gx,gy,gz", *(",".join(f"{v:.6f}" for v in row) for row in rows)]
     _parent_made(path).write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_manifests(root: Path, rows: dict[str, list[dict]]) -> dict[str, Path]:
+    """One CSV manifest per name (`root/<name>.csv`, columns from its first row); name -> path."""
+    for name, table in rows.items():
+        with open(_parent_made(root / f"{name}.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+    return {name: root / f"{name}.csv" for name in rows}

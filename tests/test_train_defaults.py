@@ -3,7 +3,6 @@ step it exports, the chance-level warning and summary.json."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -17,6 +16,7 @@ from openbind.data.manifest import read_manifest
 from openbind.train import TrainConfig, Trainer, defaults
 from openbind.train.validation import split_manifest
 from openbind.weights.checkpoint import read_state_dict
+from media import write_manifests  # noqa: E402
 
 NUM_ROWS = 72
 COLOURS = ["red", "green", "blue", "white"]
@@ -38,12 +38,7 @@ def pairs(tmp_path_factory):
         Image.fromarray(rgb.mean(axis=2).astype(np.uint8), mode="L").save(root / "scenes" / f"{i}_t.png")
         rows["align"].append({"image": f"scenes/{i}.png", "text": f"a {COLOURS[colour]} square"})
         rows["thermal"].append({"image": f"scenes/{i}.png", "thermal": f"scenes/{i}_t.png"})
-    for name, table in rows.items():
-        with open(root / f"{name}.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
-    return {name: root / f"{name}.csv" for name in rows}
+    return write_manifests(root, rows)
 
 
 def _config(pairs, out, stage="align", **overrides) -> TrainConfig:

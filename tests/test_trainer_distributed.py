@@ -9,7 +9,6 @@ across world sizes (a 1-process checkpoint with `torchrun ... --resume`, a 2-pro
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from PIL import Image
 from openbind.factory import create_model
 from openbind.train import TrainConfig, Trainer
 from openbind.weights.checkpoint import read_state_dict
+from media import write_manifests  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
@@ -74,12 +74,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
         label, caption = colours[colour], f"a {colours[colour]} patch at the {places[place]}"
         rows["align"].append({"image": f"scenes/{i}.png", "text": caption, "label": label})
         rows["thermal"].append({"image": f"scenes/{i}.png", "thermal": f"scenes/{i}_thermal.png", "label": label})
-    for name, table in rows.items():
-        with open(root / f"{name}.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
-    return {name: root / f"{name}.csv" for name in rows}
+    return write_manifests(root, rows)
 
 
 def _options(stage: str, data: dict[str, Path], out: Path, **overrides) -> dict:
