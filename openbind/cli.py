@@ -501,7 +501,8 @@ def _add_reproduce_commands(sub) -> None:
     )  # fmt: skip
     fewshot.add_argument("--from", dest="source", default=None, metavar="DIR",
                          help="a quickstart output directory whose bound towers to probe (default: train the "
-                         "world, align and the audio and depth binds into --out first)")  # fmt: skip
+                         "world, align and the audio and depth binds into --out first; the from-scratch baselines "
+                         "train beside the binds)")  # fmt: skip
     for command, func in ((scaling, _reproduce_scaling), (fewshot, _reproduce_fewshot)):
         command.add_argument("--out", required=True, help="report directory (also holds what is trained)")
         command.add_argument("--seed", type=int, default=0, help="seed of the world and of every training run")

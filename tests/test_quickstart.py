@@ -63,3 +63,27 @@ def test_a_second_run_into_the_same_directory_resumes_instead_of_retraining(quic
 def test_stages_must_start_with_align(tmp_path):
     with pytest.raises(ValueError, match="align"):
         run_quickstart(tmp_path, stages=ONE_EPOCH[1:], progress=False)
+
+
+def test_maps_are_trained_and_evaluated_with_the_presets_standardization(quickstart):
+    """The world preset standardizes depth and thermal maps; the trained model records it and the quickstart's
+    evaluation embeds with it (the default [0, 1] maps would give other embeddings)."""
+    from openbind.eval.embedding import embed_items
+    from openbind.factory import PRESETS
+    from openbind.modalities import get_input
+    from openbind.reproduce.quickstart import embed_files, manifest_files
+    from openbind.world import WorldInfo
+
+    model = openbind.create_model(str(quickstart / "model"))
+    world = WorldInfo.load(quickstart / "world")
+    for kind, standard in PRESETS["imagebind_world"]["inputs"].items():
+        options = model.config.input_options(kind)
+        assert (options["mean"], options["std"]) == (standard["mean"], standard["std"])
+        files, _ = manifest_files(world.manifests[f"eval_{kind}_test"], kind)
+        files = files[:3]
+        raw, standardized = (
+            embed_items(model, kind, files, transform=get_input(kind).training_transform(**o), progress=False).tensor
+            for o in ({}, options)
+        )
+        evaluated = embed_files(model, kind, files, progress=False)
+        assert torch.allclose(evaluated, standardized) and not torch.allclose(evaluated, raw, atol=1e-3)

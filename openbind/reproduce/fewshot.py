@@ -25,9 +25,8 @@ from openbind.config import ModelConfig
 from openbind.eval.fewshot import ProbeRecipe, few_shot, sample_shots
 from openbind.eval.report import save_figure, write_report
 from openbind.eval.zeroshot import accuracy
-from openbind.factory import create_model
+from openbind.factory import create_model, get_model_config
 from openbind.modalities import get_input, get_modality, modality_of
-from openbind.model.imagebind import ImageBind
 from openbind.reproduce.quickstart import (
     STAGES,
     Stage,
@@ -38,6 +37,7 @@ from openbind.reproduce.quickstart import (
     run_stage,
     stage_config,
 )
+from openbind.train import TrainConfig
 from openbind.train.augment import crop_flip
 from openbind.weights.checkpoint import CONFIG_NAME
 from openbind.world import WorldInfo, write_world
@@ -114,33 +114,39 @@ def run_fewshot(
         source = Path(source)
         if not (source / "model" / CONFIG_NAME).is_file() or not (source / "world" / "world.json").is_file():
             raise ValueError(f"source must be a quickstart output directory with model/ and world/, got {source}")
-        model, world = create_model(str(source / "model")), WorldInfo.load(source / "world")
-        missing = [m for m in recipe.modalities if m not in model.modalities]
+        world, base, binds = WorldInfo.load(source / "world"), source / "model", []
+        missing = [m for m in recipe.modalities if m not in get_model_config(str(base)).encoders]
         if missing:
             raise ValueError(f"source model has no {missing} tower to probe")
     else:
-        model, world = _train_bound(out, recipe, seed, processes, progress)
+        world, base, binds = _align(out, recipe, seed, processes, progress)
+
+    # The from-scratch baselines need only the world: they share the pool with the binds (a process the short
+    # audio bind leaves free takes them), which is what keeps a run without --from near 10 minutes.
+    classes = list(world.objects)
+    data = {modality: _split(world, modality, classes) for modality in recipe.modalities}
+    seeds = [seed + draw for draw in range(recipe.draws)]
+    config = get_model_config(str(base))
+    scratch_jobs = [
+        (scratch_few_shot, dict(config=config.subset([modality_of(modality).name]), kind=modality, **data[modality],
+                                num_classes=len(classes), shots=recipe.shots, seeds=seeds, recipe=recipe.scratch,
+                                progress=progress and processes <= 1))
+        for modality in recipe.modalities
+    ]  # fmt: skip
+    finished = run_parallel(binds, processes, progress, desc="binds and from-scratch baselines", side_jobs=scratch_jobs)
+    bound_dirs, scratch = finished[: len(binds)], finished[len(binds) :]
+    model = merge_towers(base, {config.modality: path for config, (_, path) in zip(binds, bound_dirs)})
     trained = time.perf_counter()
 
-    classes = list(world.objects)
     results: dict[str, Any] = {"shots": list(recipe.shots), "draws": recipe.draws, "recipe": recipe, "modalities": {}}
-    for modality in recipe.modalities:
-        train_files, train_rows = manifest_files(world.manifests[f"{modality}_train"], modality)
-        test_files, test_rows = manifest_files(world.manifests[f"eval_{modality}_test"], modality)
-        train_labels = [classes.index(row["label"]) for row in train_rows]
-        test_labels = [classes.index(row["label"]) for row in test_rows]
-        seeds = [seed + draw for draw in range(recipe.draws)]
+    for modality, baseline in zip(recipe.modalities, scratch):
+        split = data[modality]
         bound = few_shot(
-            embed_files(model, modality, train_files, progress), train_labels,
-            embed_files(model, modality, test_files, progress), test_labels, len(classes),
+            embed_files(model, modality, split["train_files"], progress), split["train_labels"],
+            embed_files(model, modality, split["test_files"], progress), split["test_labels"], len(classes),
             shots=recipe.shots, seeds=seeds, recipe=recipe.probe,
         )  # fmt: skip
-        scratch = scratch_few_shot(
-            model.config.subset([modality_of(modality).name]), modality,
-            train_files, train_labels, test_files, test_labels, len(classes),
-            shots=recipe.shots, seeds=seeds, recipe=recipe.scratch, progress=progress,
-        )  # fmt: skip
-        results["modalities"][modality] = {"bound_probe": bound, "from_scratch": scratch,
+        results["modalities"][modality] = {"bound_probe": bound, "from_scratch": baseline,
                                            "chance": 1 / len(classes)}  # fmt: skip
     results["seconds"] = {"train": trained - start, "probe": time.perf_counter() - trained}
     results["seconds"]["total"] = time.perf_counter() - start
@@ -149,17 +155,25 @@ def run_fewshot(
     return out / "report.md"
 
 
-def _train_bound(
+def _split(world: WorldInfo, modality: str, classes: list[str]) -> dict[str, list[Any]]:
+    """A bound modality's training scenes (the shots are drawn from them) and held-out test scenes, with labels."""
+    train_files, train_rows = manifest_files(world.manifests[f"{modality}_train"], modality)
+    test_files, test_rows = manifest_files(world.manifests[f"eval_{modality}_test"], modality)
+    return {"train_files": train_files, "train_labels": [classes.index(row["label"]) for row in train_rows],
+            "test_files": test_files, "test_labels": [classes.index(row["label"]) for row in test_rows]}  # fmt: skip
+
+
+def _align(
     out: Path, recipe: FewShotRecipe, seed: int, processes: int, progress: bool
-) -> tuple[ImageBind, WorldInfo]:
-    """The quickstart's world, align stage and the probed modalities' binds, trained into `out` (resumable)."""
+) -> tuple[WorldInfo, Path, list[TrainConfig]]:
+    """The quickstart's world and align stage, trained into `out` (resumable), and the configs of the probed
+    modalities' binds on it."""
     world_dir = out / "world"
     if (world_dir / "world.json").is_file():
         world = WorldInfo.load(world_dir)
     else:
         world = write_world(world_dir, progress=progress, **{"seed": seed, "processes": processes, **recipe.world})
     align, *binds = recipe.stages
-    binds = [stage for stage in binds if stage.modality in recipe.modalities]
     runs = out / "runs"
     _, aligned = run_stage(stage_config(align, world.manifests["align_train"], runs / align.name,
                                         model="imagebind_world", init=None, seed=seed, progress=progress))  # fmt: skip
@@ -167,10 +181,9 @@ def _train_bound(
         stage_config(stage, world.manifests[f"{stage.name}_train"], runs / stage.name, model="imagebind_world",
                      init=aligned, seed=seed, progress=progress)
         for stage in binds
+        if stage.modality in recipe.modalities
     ]  # fmt: skip
-    bound = run_parallel(configs, processes, progress)
-    towers = {stage.modality: path for stage, (_, path) in zip(binds, bound)}
-    return merge_towers(aligned, towers), world
+    return world, aligned, configs
 
 
 def scratch_few_shot(
@@ -190,7 +203,7 @@ def scratch_few_shot(
     """Top-1 (percent) of the encoder of `kind` in `config` (random init) + a linear head trained end to end on
     k examples per class, the same draws as `eval.fewshot.few_shot` with these seeds; mean and standard
     deviation."""
-    transform = get_input(kind).training_transform()
+    transform = get_input(kind).training_transform(**config.input_options(kind))
     modality = modality_of(kind).name
     augment = get_modality(modality).augmentable
     test = torch.stack([transform(f) for f in test_files])

@@ -14,7 +14,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +71,9 @@ class Stage:
 
 
 STAGES = (  # binds longest first, so that two processes finish them at about the same time
-    Stage("align", "text", "image", epochs=35, lr=2e-3, batch_size=64),
+    Stage("align", "text", "image", epochs=26, lr=2e-3, batch_size=64),  # 1,560 pairs: 624 steps
     Stage("depth", "depth", "image", epochs=105, lr=2e-3, batch_size=50, augment=True),  # 2,520 steps
-    Stage("thermal", "thermal", "image", epochs=300, lr=2e-3, batch_size=50, augment=True),  # 2,400 steps
+    Stage("thermal", "thermal", "image", epochs=100, lr=2e-3, batch_size=50, augment=True),  # 2,400 steps
     Stage("audio", "audio", "image", epochs=25, lr=2e-3, batch_size=50),
     Stage("imu", "imu", "video", epochs=60, lr=2e-3, batch_size=40),
 )
@@ -182,28 +182,41 @@ def run_stage(config: TrainConfig, threads: int | None = None) -> tuple[float, P
 
 
 def run_parallel(
-    configs: list[TrainConfig], processes: int, progress: bool, desc: str | None = None
-) -> list[tuple[float, Path]]:
+    configs: list[TrainConfig],
+    processes: int,
+    progress: bool,
+    desc: str | None = None,
+    side_jobs: Sequence[tuple[Callable[..., Any], dict[str, Any]]] = (),
+) -> list[Any]:
     """Run independent training runs, `processes` at a time with one torch thread each (in this process with
-    the default threads when `processes` is 1); one progress bar over all their steps. (seconds, model dir)
-    per run."""
-    if processes <= 1 or len(configs) <= 1:
-        return [run_stage(config) for config in configs]
+    the default threads when `processes` is 1); one progress bar over all their steps. `side_jobs`, (function,
+    keyword arguments) pairs, share the pool after the runs (a process a run leaves free takes one). Returns
+    (seconds, model dir) per run, then each side job's result."""
+    if processes <= 1 or len(configs) + len(side_jobs) <= 1:
+        return [run_stage(config) for config in configs] + [fn(**kwargs) for fn, kwargs in side_jobs]
     quiet = [dataclasses.replace(config, progress=False) for config in configs]
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
-    with ProcessPoolExecutor(min(processes, len(configs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(processes, len(configs) + len(side_jobs)), mp_context=context) as pool:
         futures = [pool.submit(run_stage, config, 1) for config in quiet]
+        side = [pool.submit(_one_thread, fn, kwargs) for fn, kwargs in side_jobs]
         # every row of the world's manifests is a good pair, and the sampler drops the last partial batch
         total = sum(math.ceil(c.epochs * (len(_rows(Path(c.train[0]))) // c.batch_size)) for c in configs)
         desc = desc or f"bind {', '.join(c.modality for c in configs)}"
         with tqdm(total=total, desc=desc, unit="step", disable=not progress) as bar:
             while True:
                 bar.n = sum(_logged_steps(Path(config.out) / "log.jsonl") for config in configs)
+                if side:
+                    bar.set_postfix_str(f"other jobs {sum(f.done() for f in side)}/{len(side)}", refresh=False)
                 bar.refresh()
-                if all(future.done() for future in futures):
+                if all(future.done() for future in futures + side):
                     break
                 time.sleep(0.5)
-        return [future.result() for future in futures]
+        return [future.result() for future in futures + side]
+
+
+def _one_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    torch.set_num_threads(1)
+    return fn(**kwargs)
 
 
 def _logged_steps(log: Path) -> int:
@@ -244,8 +257,9 @@ def manifest_files(path: Path, column: str) -> tuple[list[str], list[dict[str, s
 
 
 def embed_files(model: ImageBind, column: str, items: list[str], progress: bool) -> torch.Tensor:
-    """Embeddings of manifest files through the same transforms as training (so every item must load)."""
-    transform = get_input(column).training_transform()
+    """Embeddings of manifest files through the same transforms as training, with the model's recorded input
+    options (so every item must load)."""
+    transform = get_input(column).training_transform(**model.config.input_options(column))
     return embed_items(model, column, items, transform=transform, progress=progress, on_error="raise")
 
 

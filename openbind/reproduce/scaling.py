@@ -73,14 +73,15 @@ class ScalingRecipe:
 
 
 RECIPES = {
-    # 64x2 / 128x3 (the quickstart's) / 192x4 image towers with 400 / 800 / 1,200 object images; the
-    # quickstart's align recipe (35 epochs, batch 64) and bind recipe for every size.
+    # 64x2 / 128x3 (the quickstart's architecture) / 192x4 image towers with 400 / 800 / 1,200 object images;
+    # one align recipe (35 epochs, batch 64) and the quickstart's bind recipe for every size.
     "full": ScalingRecipe(
         towers=(
             ImageTower("small", 64, 2, 2, 64, 1, 2, align_per_combo=10),
             ImageTower("medium", 128, 3, 4, 128, 2, 4, align_per_combo=20),
             ImageTower("large", 192, 4, 6, 192, 3, 6, align_per_combo=30),
         ),
+        align=Stage("align", "text", "image", epochs=35, lr=2e-3, batch_size=64),
     ),
     # seconds: tests of the pipeline, not of the claim
     "smoke": ScalingRecipe(
