@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import struct
 import threading
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +98,41 @@ def test_health_needs_no_token_and_everything_else_does(server):
             assert answer.status_code == 401, (path, headers)
             assert answer.headers["www-authenticate"] == "Bearer" and "token" in answer.json()["error"]["reason"]
     assert server.get("/v1/info").status_code == 200
+
+
+class _References(HTMLParser):
+    """The src and href attributes of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def _docs_assets(client) -> list[str]:
+    """Every file /docs and /redoc reference (scripts, styles, icon, the OpenAPI document), checked to name no
+    other host; each fetched without the token."""
+    assets = []
+    for page in ("/docs", "/redoc"):
+        answer = client.get(page, headers={"Authorization": ""})
+        assert answer.status_code == 200, page
+        assert "//" not in answer.text, page  # no absolute or scheme-relative URL: nothing from another host
+        parser = _References()
+        parser.feed(answer.text)
+        assets += parser.found + re.findall(r"""(?:url|spec-url)\s*[:=]\s*['"]([^'"]+)['"]""", answer.text)
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css", "/docs-assets/redoc.standalone.js",
+            "/openapi.json"} <= set(assets), assets  # fmt: skip
+    return assets
+
+
+def test_api_docs_load_offline_without_the_token(server, world):
+    for asset in _docs_assets(server):
+        assert server.get(asset, headers={"Authorization": ""}).status_code == 200, asset
+        assert server.get(asset).status_code == 200, asset  # with the token too
+    with running(create_app(world / "index")) as url, httpx.Client(base_url=url, timeout=60) as bare:  # no token set
+        assert all(bare.get(asset).status_code == 200 for asset in _docs_assets(bare))
 
 
 def test_binding_and_token_rules():

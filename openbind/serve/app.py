@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openbind.errors import OpenBindInputError
@@ -27,6 +28,7 @@ from openbind.serve.requests import embed_inputs, read_body, search_request
 from openbind.serve.service import SearchService
 
 STATIC = files("openbind.serve") / "static"
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's own files, served without the token like the page's
 PAGE_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; frame-ancestors 'none'"
@@ -71,8 +73,10 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
         finally:
             service.close()
 
-    app = FastAPI(
-        title="openbind", lifespan=lifespan,
+    # fastapi-offline: FastAPI with /docs (Swagger UI) and /redoc on script and style files shipped in its wheel
+    # and served here, so the API docs work with no network; Swagger UI's online spec validator is turned off.
+    app = FastAPIOffline(
+        title="openbind", lifespan=lifespan, static_url=DOCS_ASSETS, swagger_ui_parameters={"validatorUrl": None},
         description="Search one index across images, video, text, audio, depth, thermal and IMU: embed inputs, "
         "compose weighted queries (texts, uploads, indexed items), fetch items and their files by id.",
     )  # fmt: skip
