@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -355,6 +356,27 @@ def test_over_the_concurrency_limit_answers_429_then_serves_again(world):
         assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]["reason"]
         assert client.post("/v1/embed", json={"text": ["again"]}).status_code == 200
         assert _metric(client.get("/metrics").text, "openbind_rejected_total", reason="busy") == codes.count(429)
+
+
+def _threads_of_a_new_thread() -> int:
+    """torch's threads per op in a thread started now (as the server's tower threads are)."""
+    with ThreadPoolExecutor(1) as fresh:
+        return fresh.submit(torch.get_num_threads).result()
+
+
+def test_forward_passes_run_on_the_threads_set_and_the_setting_is_restored(world):
+    with pytest.raises(ValueError, match="threads"):
+        create_app(world / "index", settings=ServeSettings(threads=0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with running(create_app(world / "index", settings=ServeSettings(threads=1))) as url:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                assert client.post("/v1/search", json={"query": "a dog", "k": 2}).status_code == 200
+            assert _threads_of_a_new_thread() == 1
+        assert _threads_of_a_new_thread() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_request_over_the_time_limit_answers_504(world):

@@ -39,7 +39,8 @@ PAGE_POLICY = (
 class ServeSettings:
     """`token`: the bearer token every endpoint but the health checks and the page's own files requires (None:
     none, for a loopback server); `cors_origins`: origins allowed to call the API from a browser (none by
-    default); `decode_workers`: threads decoding uploads; `device`: where the model runs (default: CUDA when
+    default); `decode_workers`: threads decoding uploads; `threads`: torch's threads inside each forward pass
+    (`SearchService`'s; default 1: the server runs requests in parallel instead); `device`: where the model runs (default: CUDA when
     there is one, except for int8 and ONNX, which run on the CPU); `precision`, `runtime`: `create_model`'s
     ("int8": dynamic int8 in torch; runtime "onnx": an export from `openbind export onnx` on onnxruntime)."""
 
@@ -48,6 +49,7 @@ class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     batching: BatchSettings = field(default_factory=BatchSettings)
     decode_workers: int = 2
+    threads: int = 1
     device: str | None = None
     precision: str = "fp32"
     runtime: str | None = None
@@ -60,7 +62,7 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
     metrics = Metrics()
     service = SearchService(
         index, model, batching=settings.batching, limits=settings.limits, decode_workers=settings.decode_workers,
-        device=settings.device, precision=settings.precision, runtime=settings.runtime, on_batch=lambda tower, size: metrics.batch_size.labels(tower).observe(size),
+        threads=settings.threads, device=settings.device, precision=settings.precision, runtime=settings.runtime, on_batch=lambda tower, size: metrics.batch_size.labels(tower).observe(size),
         on_queue=lambda tower, depth: metrics.queue_depth.labels(tower).set(depth),
     )  # fmt: skip
     limits = settings.limits
