@@ -267,7 +267,9 @@ def main() -> None:
 
 def control(args: argparse.Namespace, cells: dict, index: Path, model: Path | None, image: bytes | None) -> None:
     """The tower's own batching gain at the batch size the server reached, the server's gain as a fraction of it,
-    and how much of the server CPU that batching saved per request the forward pass accounts for."""
+    how much of the server CPU saved per request the forward pass accounts for, and the gain that batching the
+    forward pass alone allows when requests/s is bound by the server's CPU (Amdahl: 1 / (1 - s + s / gain), s the
+    forward pass's share of a request's CPU)."""
     clients = 32 if 32 in args.clients else max(args.clients)
     median = {name: [statistics.median(r[i] for r in cells[(clients, name)]) for i in range(7)] for name in VARIANTS}
     items = max(1, round(median["dynamic batching"][5]))
@@ -281,6 +283,10 @@ def control(args: argparse.Namespace, cells: dict, index: Path, model: Path | No
     print(f"server gain at {clients} clients: {gain:.2f}x, {gain / tower_gain:.0%} of the tower's own gain")
     print(f"server CPU per request: {off_cpu:.2f} ms batching off, {on_cpu:.2f} ms batching; of the "
           f"{off_cpu - on_cpu:.2f} ms saved, the forward pass itself accounts for {single - batched:.2f} ms")
+    share = min(single / off_cpu, 1.0)
+    bound = 1 / (1 - share + share / tower_gain)
+    print(f"the forward pass is {share:.0%} of a request's server CPU with batching off: batching the forward pass "
+          f"alone bounds the CPU-bound gain at {bound:.2f}x (the server reached {gain / bound:.0%} of it)")
 
 
 if __name__ == "__main__":
