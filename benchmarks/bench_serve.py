@@ -1,7 +1,7 @@
 """How many searches per second does `openbind serve` answer, with dynamic batching across requests and without?
 
-Two servers (`openbind serve` in child processes, one torch thread per forward pass) over the same index: one
-batching (--max-batch 32, no wait), one not (--max-batch 1: every query its own forward pass). N concurrent
+Two servers (`openbind serve` in child processes, one torch thread per forward pass unless --threads says
+otherwise) over the same index: one batching (--max-batch 32, no wait), one not (--max-batch 1: every query its own forward pass). N concurrent
 clients (asyncio + aiohttp, in this process, a connection each) send search requests back to back, a different
 text query each time (or an uploaded image with --query image). The variants alternate within each round; the
 table holds the medians over rounds of requests/s and latency percentiles, the errors (any answer but 200), the
@@ -45,7 +45,6 @@ from openbind.search import build_index
 from openbind.weights.checkpoint import save_checkpoint
 from openbind.world import write_world
 
-THREADS = 1  # torch threads per forward pass: the servers' default, and the control's
 VARIANTS = {"batching off": ["--max-batch", "1"], "dynamic batching": ["--max-batch", "32"]}
 WORDS = ["red", "blue", "round", "small", "loud", "quiet", "metal", "wooden", "cat", "car", "kettle", "bird", "rain"]
 
@@ -82,7 +81,7 @@ def start_server(
 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "openbind.cli", "serve", str(index), "--port", str(port), "--log-level", "warning",
-               "--max-concurrent", str(4 * max_clients), "--threads", str(THREADS), *options]  # fmt: skip
+               "--max-concurrent", str(4 * max_clients), *options]  # fmt: skip
     if model is not None:
         command += ["--model", str(model)]
     with open(log, "wb") as out:
@@ -169,7 +168,7 @@ async def load(url: str, clients: int, requests: int, image: bytes | None) -> tu
 def tower_times(index: Path, model: Path | None, kind: str, query: bytes | None, items: int, repeats: int = 7
                 ) -> tuple[float, float]:  # fmt: skip
     """The control: (ms per item of `items` forward passes of one item, ms per item of one pass of `items`) through
-    the index's model on the servers' torch threads, the two alternating, medians over `repeats`. Their ratio is
+    the index's model on this process's torch threads (the caller sets the servers'), the two alternating, medians over `repeats`. Their ratio is
     the most any batching can gain on the forward pass itself."""
     from openbind import preprocess
     from openbind.modalities import get_input, modality_of
@@ -213,6 +212,9 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=None, help="an index folder (default: a small world's)")
     parser.add_argument("--image", type=Path, default=None, help="the query image of --query image")
     parser.add_argument("--items", type=int, default=64, help="items per kind of the world index")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1],
+                        help="the servers' --threads (torch threads per forward pass; default 1, the server's "
+                        "default); several: both variants with each, all alternating; the control uses the first")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.index is None:
@@ -224,13 +226,15 @@ def main() -> None:
         image = image_path.read_bytes() if args.query == "image" else None
         if args.query == "image" and image is None:
             parser.error("--query image with --index needs --image")
-        servers = {name: start_server(index, model, options, max(args.clients), Path(tmp) / f"server{i}.log")
-                   for i, (name, options) in enumerate(VARIANTS.items())}  # fmt: skip
+        variants = [(threads, name) for threads in args.threads for name in VARIANTS]
+        servers = {(threads, name): start_server(index, model, [*VARIANTS[name], "--threads", str(threads)],
+                                                 max(args.clients), Path(tmp) / f"server{i}.log")
+                   for i, (threads, name) in enumerate(variants)}  # fmt: skip
         try:
-            cells: dict[tuple[int, str], list[tuple[float, float, float, float, int, float, float]]] = {}
+            cells: dict[tuple[int, int, str], list[tuple[float, float, float, float, int, float, float]]] = {}
             for _ in range(args.rounds):
                 for clients in args.clients:
-                    for name, (process, url) in servers.items():
+                    for (threads, name), (process, url) in servers.items():
                         passes, items = batch_counts(url)
                         cpu = cpu_seconds(process.pid)
                         requests = max(args.requests, 2 * clients)
@@ -238,7 +242,7 @@ def main() -> None:
                         cpu = (cpu_seconds(process.pid) - cpu) / requests
                         after_passes, after_items = batch_counts(url)
                         mean_batch = (after_items - items) / max(after_passes - passes, 1)
-                        cells.setdefault((clients, name), []).append((
+                        cells.setdefault((clients, threads, name), []).append((
                             rate, percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99),
                             errors, mean_batch, cpu,
                         ))  # fmt: skip
@@ -251,16 +255,16 @@ def main() -> None:
                     print(f"server {i} logged errors:\n{log[-3000:]}")
         rows = []
         for clients in args.clients:
-            off = statistics.median(r[0] for r in cells[(clients, "batching off")])
-            for name in VARIANTS:
-                runs = cells[(clients, name)]
+            for threads, name in variants:
+                off = statistics.median(r[0] for r in cells[(clients, threads, "batching off")])
+                runs = cells[(clients, threads, name)]
                 rate = statistics.median(r[0] for r in runs)
-                rows.append([clients, name, f"{rate:.1f}", f"{rate / off:.2f}x",
+                rows.append([clients, threads, name, f"{rate:.1f}", f"{rate / off:.2f}x",
                              *(f"{statistics.median(r[i] for r in runs) * 1000:.0f}" for i in (1, 2, 3)),
                              sum(r[4] for r in runs), f"{statistics.median(r[5] for r in runs):.1f}",
                              f"{statistics.median(r[6] for r in runs) * 1000:.1f}"])  # fmt: skip
-        print(f"query: {args.query}; {args.rounds} rounds, medians; torch threads per forward pass {THREADS}")
-        print_table(["clients", "server", "requests/s", "vs off", "p50 ms", "p95 ms", "p99 ms", "errors",
+        print(f"query: {args.query}; {args.rounds} rounds, medians; vs off: against batching off with the same threads")
+        print_table(["clients", "threads", "server", "requests/s", "vs off", "p50 ms", "p95 ms", "p99 ms", "errors",
                      "items per pass", "server CPU ms per request"], rows)  # fmt: skip
         control(args, cells, index, model, image)
 
@@ -271,14 +275,16 @@ def control(args: argparse.Namespace, cells: dict, index: Path, model: Path | No
     forward pass alone allows when requests/s is bound by the server's CPU (Amdahl: 1 / (1 - s + s / gain), s the
     forward pass's share of a request's CPU)."""
     clients = 32 if 32 in args.clients else max(args.clients)
-    median = {name: [statistics.median(r[i] for r in cells[(clients, name)]) for i in range(7)] for name in VARIANTS}
+    threads = args.threads[0]
+    median = {name: [statistics.median(r[i] for r in cells[(clients, threads, name)]) for i in range(7)]
+              for name in VARIANTS}  # fmt: skip
     items = max(1, round(median["dynamic batching"][5]))
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     single, batched = tower_times(index, model, args.query, image, items)
     tower_gain = single / batched
     gain = median["dynamic batching"][0] / median["batching off"][0]
     off_cpu, on_cpu = median["batching off"][6] * 1000, median["dynamic batching"][6] * 1000
-    print(f"control at {clients} clients, {items} items per pass (the batching server's mean), the tower alone: "
+    print(f"control at {clients} clients, {threads} torch threads, {items} items per pass (the batching server's mean), the tower alone: "
           f"{single:.2f} ms per item one at a time, {batched:.2f} ms per item in one pass: {tower_gain:.2f}x")
     print(f"server gain at {clients} clients: {gain:.2f}x, {gain / tower_gain:.0%} of the tower's own gain")
     print(f"server CPU per request: {off_cpu:.2f} ms batching off, {on_cpu:.2f} ms batching; of the "
