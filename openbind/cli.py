@@ -318,7 +318,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         token=args.token or os.environ.get("OPENBIND_TOKEN") or None, cors_origins=tuple(args.cors_origin),
         limits=limits, batching=BatchSettings(args.max_batch, args.max_wait_ms), decode_workers=args.decode_workers,
-        device=args.device, precision=args.precision, runtime=args.runtime,
+        threads=args.threads, device=args.device, precision=args.precision, runtime=args.runtime,
     )  # fmt: skip
     serve(args.index, args.model, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
     return 0
@@ -627,6 +627,9 @@ def _add_serve_command(sub) -> None:
                        help="longest uploaded sound or video (default 600 s)")  # fmt: skip
     serve.add_argument("--max-k", type=int, default=1000, help="most results a search may ask for (default 1000)")
     serve.add_argument("--decode-workers", type=int, default=2, help="threads decoding uploads (default 2)")
+    serve.add_argument("--threads", type=int, default=1,
+                       help="torch threads inside each forward pass (default 1: requests run in parallel instead; "
+                       "more can help a large model with few clients on many cores)")  # fmt: skip
     serve.add_argument("--device", default=None, help="where the model runs (default: cuda when available)")
     serve.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
                        help="how the torch model runs (int8: dynamic int8 linear layers on the CPU, ~2-3x fp32)")

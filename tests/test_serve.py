@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import struct
 import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +99,41 @@ def test_health_needs_no_token_and_everything_else_does(server):
             assert answer.status_code == 401, (path, headers)
             assert answer.headers["www-authenticate"] == "Bearer" and "token" in answer.json()["error"]["reason"]
     assert server.get("/v1/info").status_code == 200
+
+
+class _References(HTMLParser):
+    """The src and href attributes of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def _docs_assets(client) -> list[str]:
+    """Every file /docs and /redoc reference (scripts, styles, icon, the OpenAPI document), checked to name no
+    other host; each fetched without the token."""
+    assets = []
+    for page in ("/docs", "/redoc"):
+        answer = client.get(page, headers={"Authorization": ""})
+        assert answer.status_code == 200, page
+        assert "//" not in answer.text, page  # no absolute or scheme-relative URL: nothing from another host
+        parser = _References()
+        parser.feed(answer.text)
+        assets += parser.found + re.findall(r"""(?:url|spec-url)\s*[:=]\s*['"]([^'"]+)['"]""", answer.text)
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css", "/docs-assets/redoc.standalone.js",
+            "/openapi.json"} <= set(assets), assets  # fmt: skip
+    return assets
+
+
+def test_api_docs_load_offline_without_the_token(server, world):
+    for asset in _docs_assets(server):
+        assert server.get(asset, headers={"Authorization": ""}).status_code == 200, asset
+        assert server.get(asset).status_code == 200, asset  # with the token too
+    with running(create_app(world / "index")) as url, httpx.Client(base_url=url, timeout=60) as bare:  # no token set
+        assert all(bare.get(asset).status_code == 200 for asset in _docs_assets(bare))
 
 
 def test_binding_and_token_rules():
@@ -318,6 +356,27 @@ def test_over_the_concurrency_limit_answers_429_then_serves_again(world):
         assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]["reason"]
         assert client.post("/v1/embed", json={"text": ["again"]}).status_code == 200
         assert _metric(client.get("/metrics").text, "openbind_rejected_total", reason="busy") == codes.count(429)
+
+
+def _threads_of_a_new_thread() -> int:
+    """torch's threads per op in a thread started now (as the server's tower threads are)."""
+    with ThreadPoolExecutor(1) as fresh:
+        return fresh.submit(torch.get_num_threads).result()
+
+
+def test_forward_passes_run_on_the_threads_set_and_the_setting_is_restored(world):
+    with pytest.raises(ValueError, match="threads"):
+        create_app(world / "index", settings=ServeSettings(threads=0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with running(create_app(world / "index", settings=ServeSettings(threads=1))) as url:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                assert client.post("/v1/search", json={"query": "a dog", "k": 2}).status_code == 200
+            assert _threads_of_a_new_thread() == 1
+        assert _threads_of_a_new_thread() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_request_over_the_time_limit_answers_504(world):

@@ -120,3 +120,10 @@ def test_page_text_files_filter_and_minus_term(browser, tmp_path):
         _settled(browser, lambda tiles: tiles and first not in [t[0] for t in tiles])
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
+
+        # the API docs render from this server's files alone
+        browser.get(url + "/docs")
+        WebDriverWait(browser, 30).until(lambda d: "/v1/search" in [e.text for e in d.find_elements(
+            By.CSS_SELECTOR, ".opblock-summary-path")])  # fmt: skip
+        fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert fetched and all(name.startswith(url + "/") for name in fetched), fetched

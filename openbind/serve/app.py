@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openbind.errors import OpenBindInputError
@@ -27,6 +28,7 @@ from openbind.serve.requests import embed_inputs, read_body, search_request
 from openbind.serve.service import SearchService
 
 STATIC = files("openbind.serve") / "static"
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's own files, served without the token like the page's
 PAGE_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; frame-ancestors 'none'"
@@ -37,7 +39,8 @@ PAGE_POLICY = (
 class ServeSettings:
     """`token`: the bearer token every endpoint but the health checks and the page's own files requires (None:
     none, for a loopback server); `cors_origins`: origins allowed to call the API from a browser (none by
-    default); `decode_workers`: threads decoding uploads; `device`: where the model runs (default: CUDA when
+    default); `decode_workers`: threads decoding uploads; `threads`: torch's threads inside each forward pass
+    (`SearchService`'s; default 1: the server runs requests in parallel instead); `device`: where the model runs (default: CUDA when
     there is one, except for int8 and ONNX, which run on the CPU); `precision`, `runtime`: `create_model`'s
     ("int8": dynamic int8 in torch; runtime "onnx": an export from `openbind export onnx` on onnxruntime)."""
 
@@ -46,6 +49,7 @@ class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     batching: BatchSettings = field(default_factory=BatchSettings)
     decode_workers: int = 2
+    threads: int = 1
     device: str | None = None
     precision: str = "fp32"
     runtime: str | None = None
@@ -58,7 +62,7 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
     metrics = Metrics()
     service = SearchService(
         index, model, batching=settings.batching, limits=settings.limits, decode_workers=settings.decode_workers,
-        device=settings.device, precision=settings.precision, runtime=settings.runtime, on_batch=lambda tower, size: metrics.batch_size.labels(tower).observe(size),
+        threads=settings.threads, device=settings.device, precision=settings.precision, runtime=settings.runtime, on_batch=lambda tower, size: metrics.batch_size.labels(tower).observe(size),
         on_queue=lambda tower, depth: metrics.queue_depth.labels(tower).set(depth),
     )  # fmt: skip
     limits = settings.limits
@@ -71,8 +75,10 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
         finally:
             service.close()
 
-    app = FastAPI(
-        title="openbind", lifespan=lifespan,
+    # fastapi-offline: FastAPI with /docs (Swagger UI) and /redoc on script and style files shipped in its wheel
+    # and served here, so the API docs work with no network; Swagger UI's online spec validator is turned off.
+    app = FastAPIOffline(
+        title="openbind", lifespan=lifespan, static_url=DOCS_ASSETS, swagger_ui_parameters={"validatorUrl": None},
         description="Search one index across images, video, text, audio, depth, thermal and IMU: embed inputs, "
         "compose weighted queries (texts, uploads, indexed items), fetch items and their files by id.",
     )  # fmt: skip

@@ -4,6 +4,7 @@ index calls (searches, item lookups), both off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import mimetypes
 import os
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ class SearchService:
         batching: BatchSettings = BatchSettings(),
         limits: Limits = Limits(),
         decode_workers: int = 2,
+        threads: int = 1,
         device: str | None = None,
         precision: str = "fp32",
         runtime: str | None = None,
@@ -55,6 +57,10 @@ class SearchService:
     ):
         if decode_workers < 1:
             raise ValueError(f"decode_workers must be >= 1, got {decode_workers}")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+        self._threads_before: int | None = None
         self.index_path = Path(index_path)
         self.limits = limits
         self._model_arg = model
@@ -67,10 +73,20 @@ class SearchService:
         self.model = None
         self.roots: list[Path] = []
         self._transforms: dict[str, Callable[[Any], torch.Tensor]] = {}
+        # The media link and type of each result, by (id, path): resolving a path's symlinks costs system calls
+        # per result (a fifth of a text search's server CPU, measured). Serving a file checks it afresh.
+        self._media_of = functools.lru_cache(maxsize=65_536)(self._find_media)
 
     # ---- lifetime
 
     async def start(self) -> None:
+        """Open the index and load the model, and set torch's threads per forward pass to `threads`.
+
+        One thread by default: the server already runs requests in parallel (decoding, the towers' threads,
+        searches), and OpenMP teams inside each forward pass on top of that oversubscribe the cores; their
+        workers spin while they wait for each other, at several times the CPU per request (docs/benchmarks.md)."""
+        self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
         await self._on_index(self._open)
 
     def _open(self) -> None:
@@ -100,6 +116,8 @@ class SearchService:
         self._index_threads.shutdown(wait=True)
         if self.index is not None:
             self.index.close()
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
 
     # ---- what it can do
 
@@ -229,9 +247,9 @@ class SearchService:
     def _servable(self, path: Path) -> bool:
         return any(path.is_relative_to(root) for root in self.roots)
 
-    def _media_of(self, item: int, path: str) -> dict[str, str | None]:
+    def _find_media(self, item: int, path: str) -> dict[str, str | None]:
         """Where the page fetches an item's file (None: not served, outside the index's folders), and its content
-        type (which tells the page how to preview it)."""
+        type (which tells the page how to preview it). Read through `_media_of`, a cache."""
         media = f"/v1/items/{item}/media" if self._servable(Path(path).resolve()) else None
         return {"media": media, "media_type": mimetypes.guess_type(path)[0] or "application/octet-stream"}
 
