@@ -71,7 +71,7 @@ class Stage:
 
 
 STAGES = (  # binds longest first, so that two processes finish them at about the same time
-    Stage("align", "text", "image", epochs=26, lr=2e-3, batch_size=64),  # 1,560 pairs: 624 steps
+    Stage("align", "text", "image", epochs=26, lr=2e-3, batch_size=64),  # 1,920 pairs: 780 steps
     Stage("depth", "depth", "image", epochs=105, lr=2e-3, batch_size=50, augment=True),  # 2,520 steps
     Stage("thermal", "thermal", "image", epochs=100, lr=2e-3, batch_size=50, augment=True),  # 2,400 steps
     Stage("audio", "audio", "image", epochs=25, lr=2e-3, batch_size=50),
