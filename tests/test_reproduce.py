@@ -108,6 +108,17 @@ def test_fewshot_trains_the_bound_towers_then_probes_them(tmp_path):
     assert "| audio | 1 |" in report_path.read_text()
     assert (tmp_path / "runs" / "audio" / "model").is_dir() and not (tmp_path / "runs" / "thermal").exists()
 
+    # --from a quickstart-style directory (its model/ and world/): nothing is trained but the baselines
+    source = tmp_path / "quickstart"
+    source.mkdir()
+    (source / "world").symlink_to(tmp_path / "world")
+    (source / "model").symlink_to(tmp_path / "runs" / "depth" / "model")
+    again = run_fewshot(tmp_path / "again", source=source, recipe="smoke", processes=2, progress=False)
+    rerun = json.loads(again.with_name("report.json").read_text())
+    assert rerun["modalities"]["depth"]["bound_probe"] == report["modalities"]["depth"]["bound_probe"]
+    assert rerun["modalities"]["audio"]["from_scratch"] == report["modalities"]["audio"]["from_scratch"]
+    assert not (tmp_path / "again" / "runs").exists()
+
 
 def test_fewshot_from_needs_a_quickstart_directory(tmp_path):
     with pytest.raises(ValueError, match="source"):
