@@ -122,7 +122,7 @@ def run_fewshot(
         world, base, binds = _align(out, recipe, seed, processes, progress)
 
     # The from-scratch baselines need only the world: they share the pool with the binds (a process the short
-    # audio bind leaves free takes them), which is what keeps a run without --from near 10 minutes.
+    # audio bind leaves free takes them), which keeps a run without --from under 10 minutes.
     classes = list(world.objects)
     data = {modality: _split(world, modality, classes) for modality in recipe.modalities}
     seeds = [seed + draw for draw in range(recipe.draws)]
@@ -135,7 +135,7 @@ def run_fewshot(
     ]  # fmt: skip
     finished = run_parallel(binds, processes, progress, desc="binds and from-scratch baselines", side_jobs=scratch_jobs)
     bound_dirs, scratch = finished[: len(binds)], finished[len(binds) :]
-    model = merge_towers(base, {config.modality: path for config, (_, path) in zip(binds, bound_dirs)})
+    model = merge_towers(base, {bind.modality: path for bind, (_, path) in zip(binds, bound_dirs)})
     trained = time.perf_counter()
 
     results: dict[str, Any] = {"shots": list(recipe.shots), "draws": recipe.draws, "recipe": recipe, "modalities": {}}
