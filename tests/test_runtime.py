@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 
 import numpy as np
@@ -61,9 +62,16 @@ def test_export_writes_and_checks_every_tower(exported):
     record = json.loads((out / "onnx.json").read_text())
     assert is_onnx_export(out) and record["precision"] == "fp32"
     assert list(towers) == model.modalities == list(record["towers"])
+    assert record["fused"] is True
     for modality, tower in towers.items():
         assert (out / tower["file"]).is_file()
         assert tower["cosine_fp32"] >= 0.9999, modality
+        # every trunk block's attention, GELU and residual LayerNorms become onnxruntime's fused operators
+        blocks = len(model.encoders[modality].trunk.blocks)
+        assert tower["fusions"]["sdpa_via_mha"] == tower["fusions"]["bias_gelu"] == blocks, modality
+        assert tower["fusions"]["skip_layer_normalization"] >= 2 * blocks - 1, modality
+        ops = op_types(out / tower["file"])
+        assert ops["MultiHeadAttention"] == ops["BiasGelu"] == blocks and "Softmax" not in ops, modality
         scale = model.encoders[modality].scale
         assert tower["scale"] == (None if scale is None else pytest.approx(float(scale.detach())))
     assert json.loads((out / "config.json").read_text()) == model.config.to_dict()
@@ -118,6 +126,21 @@ def test_onnx_model_works_where_the_torch_model_does(exported):
         onnx.train()
 
 
+def op_types(path) -> collections.Counter:
+    graph = __import__("onnx").load(str(path), load_external_data=False).graph
+    return collections.Counter(node.op_type for node in graph.node)
+
+
+def test_unfused_export_keeps_standard_operators(tmp_path):
+    model = tiny(["audio"])
+    towers = export_onnx(model, tmp_path / "plain", int8=True, fuse=False)
+    graph = __import__("onnx").load(str(tmp_path / "plain" / "audio.onnx"), load_external_data=False).graph
+    assert {node.domain for node in graph.node} <= {"", "ai.onnx"}  # nothing onnxruntime-specific
+    assert "fusions" not in towers["audio"] and json.loads((tmp_path / "plain" / "onnx.json").read_text())["fused"] is False
+    assert towers["audio"]["cosine_fp32"] >= 0.9999 and towers["audio"]["cosine_int8"] > 0.99
+    assert op_types(tmp_path / "plain" / "audio.onnx")["Softmax"] == len(model.encoders["audio"].trunk.blocks)
+
+
 def test_export_of_a_broken_tower_fails_and_leaves_nothing(tmp_path, monkeypatch):
     model = tiny(["depth"])
     monkeypatch.setattr(onnx_export._Tower, "forward", lambda self, x: self.encoder.embed_trimmed(x).roll(1, dims=-1))
@@ -132,8 +155,9 @@ def test_int8_export_records_its_cosines(tmp_path):
     onnx = create_model(str(tmp_path / "int8"))
     assert onnx.precision == "int8"
     assert towers["thermal"]["cosine_fp32"] >= 0.9999 and 0.99 < towers["thermal"]["cosine_int8"] < 1
-    graph = __import__("onnx").load(str(tmp_path / "int8" / "thermal.onnx"), load_external_data=False).graph
-    assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for node in graph.node)
+    ops, blocks = op_types(tmp_path / "int8" / "thermal.onnx"), len(model.encoders["thermal"].trunk.blocks)
+    assert ops["MatMulInteger"] == 4 * blocks and ops["MatMul"] == 1  # the trunk's four linears per block; the head fp32
+    assert ops["MultiHeadAttention"] == ops["BiasGelu"] == blocks  # fused before quantization
     x = model.config.encoders["thermal"].example_input(3)
     with torch.inference_mode():
         assert cosines(onnx.encode("thermal", x), model.encode("thermal", x)).min() > 0.99
