@@ -1,13 +1,12 @@
 """CPU runtimes per tower at imagebind_huge size (random weights): torch fp32, bf16 autocast and dynamic int8,
-onnxruntime fp32 and int8 (`openbind export onnx [--int8]`, graphs fused for onnxruntime), items/s and the
-minimum cosine to torch fp32. `--unfused` adds onnxruntime int8 on the unfused graph (`--no-fuse`).
+onnxruntime fp32 and int8 (`openbind export onnx [--int8]`), items/s and the minimum cosine to torch fp32.
 
 One tower at a time, freed before the next; the variants are alternated in every repeat, in two groups that each
 time torch fp32 as their own baseline (`tower_row`), and the table gives medians. Exports go to a temporary
 folder (huge vision: ~2.5 GB fp32).
 
     python benchmarks/bench_runtimes.py                          # all towers, batch 2, 3 repeats
-    python benchmarks/bench_runtimes.py --modalities vision --repeats 5 --unfused
+    python benchmarks/bench_runtimes.py --modalities vision --repeats 5
     python benchmarks/bench_runtimes.py --quick                  # smoke run on the tiny preset
 """
 
@@ -32,16 +31,13 @@ from openbind import create_model, get_model_config  # noqa: E402
 from openbind.runtime import OnnxModel, export_onnx  # noqa: E402
 
 VARIANTS = ("torch fp32", "torch bf16", "torch int8", "onnx fp32", "onnx int8")
-UNFUSED = "onnx int8 unfused"
 SEED = 0
 
 
-def tower_row(
-    preset: str, modality: str, batch: int, repeats: int, threads: int, work: Path, variants: tuple[str, ...]
-) -> list[object]:
+def tower_row(preset: str, modality: str, batch: int, repeats: int, threads: int, work: Path) -> list[object]:
     """Two groups, each alternated with torch fp32 as its own baseline, so that at most one of the two large
     variants (torch fp32 + onnxruntime fp32) is in memory beside the int8 ones: torch fp32/bf16/int8, then
-    torch fp32 and onnxruntime fp32/int8 (and int8 unfused)."""
+    torch fp32 and onnxruntime fp32/int8."""
     torch.manual_seed(SEED)
     model = create_model(preset, modalities=[modality], progress=False)
     x = model.config.encoders[modality].example_input(batch)
@@ -49,8 +45,6 @@ def tower_row(
     export_onnx(model, work / "fp32")
     export_seconds = time.perf_counter() - started
     export_onnx(model, work / "int8", int8=True)
-    if UNFUSED in variants:
-        export_onnx(model, work / "int8_unfused", int8=True, fuse=False)
     torch.manual_seed(SEED)  # the same random weights, quantized
     int8 = create_model(preset, modalities=[modality], precision="int8", progress=False)
     measured = alternate({
@@ -60,18 +54,15 @@ def tower_row(
     }, repeats)  # fmt: skip
     del int8
     gc.collect()
-    onnx_runs = {
+    onnx = alternate({
         "torch fp32": partial(model.encode, modality, x),
         "onnx fp32": partial(OnnxModel(work / "fp32", threads=threads).encode, modality, x),
         "onnx int8": partial(OnnxModel(work / "int8", threads=threads).encode, modality, x),
-    }
-    if UNFUSED in variants:
-        onnx_runs[UNFUSED] = partial(OnnxModel(work / "int8_unfused", threads=threads).encode, modality, x)
-    onnx = alternate(onnx_runs, repeats)
+    }, repeats)  # fmt: skip
     gc.collect()
     reference = measured["torch fp32"][1]
     row: list[object] = [modality]
-    for name in variants:
+    for name in VARIANTS:
         group = measured if name in measured else onnx
         seconds, output = group[name]
         cosine = float(F.cosine_similarity(output.float(), reference, dim=-1).min())
@@ -103,21 +94,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch and onnxruntime threads")
-    parser.add_argument("--unfused", action="store_true", help="also onnxruntime int8 on the unfused graph")
     parser.add_argument("--quick", action="store_true", help="tiny preset, 1 repeat")
     args = parser.parse_args()
     if args.quick:
         args.preset, args.repeats = "imagebind_tiny", 1
     torch.set_num_threads(args.threads)
     modalities = args.modalities or get_model_config(args.preset).modalities
-    variants = VARIANTS + ((UNFUSED,) if args.unfused else ())
     headers = ["tower"]
-    for name in variants:
+    for name in VARIANTS:
         headers += [f"{name} items/s", "speed-up", "min cos"]
     rows = []
     for modality in modalities:
         with tempfile.TemporaryDirectory(prefix="bench_runtimes_") as work:
-            rows.append(tower_row(args.preset, modality, args.batch, args.repeats, args.threads, Path(work), variants))
+            rows.append(tower_row(args.preset, modality, args.batch, args.repeats, args.threads, Path(work)))
         print(f"{modality} done", file=sys.stderr, flush=True)
     print(f"{args.preset}, random weights, batch {args.batch}, {args.threads} threads, medians of {args.repeats}; "
           "speed-up and min cosine against torch fp32")  # fmt: skip

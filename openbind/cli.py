@@ -28,9 +28,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
     model = create_model(args.model, modalities=args.modality or None, runtime="torch")
     try:
-        towers = export_onnx(
-            model, args.out, int8=args.int8, fuse=not args.no_fuse, source_fingerprint=model_fingerprint(args.model)
-        )
+        towers = export_onnx(model, args.out, int8=args.int8, source_fingerprint=model_fingerprint(args.model))
     except ExportCheckError as error:
         print(f"openbind export onnx: export check failed: {error}", file=sys.stderr)
         return 1
@@ -372,9 +370,6 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--out", required=True, metavar="DIR", help="the export directory (must not exist, or be empty)")
     onnx.add_argument("--int8", action="store_true",
                       help="int8 graphs: the trunks' linear layers quantized by onnxruntime (dynamic), after the fp32 check")  # fmt: skip
-    onnx.add_argument("--no-fuse", action="store_true",
-                      help="standard ONNX operators only: skip the rewrite into onnxruntime's fused attention, "
-                      "LayerNorm and GELU operators (slower on onnxruntime; for other ONNX runtimes)")  # fmt: skip
     onnx.add_argument("--modality", nargs="+", action="extend", default=[], metavar="M",
                       help="export only these towers (default: all)")  # fmt: skip
     onnx.set_defaults(func=_export_onnx)

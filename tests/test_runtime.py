@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -18,7 +18,7 @@ from openbind import OpenBindInputError, create_model, tokenize  # noqa: E402
 from openbind.cli import main  # noqa: E402
 from openbind.eval.embedding import embed_items  # noqa: E402
 from openbind.runtime import OnnxModel, export_onnx, is_onnx_export  # noqa: E402
-from openbind.runtime import onnx_export  # noqa: E402
+from openbind.runtime import int8, onnx_export  # noqa: E402
 
 SEED = 0
 
@@ -51,9 +51,37 @@ def test_int8_keeps_each_tower_close_to_fp32():
             assert cosines(quantized, reference).min() > 0.99, modality
             assert not torch.equal(quantized, reference), modality  # really quantized
     trunk_linear = int8.encoders["imu"].trunk.blocks[0].mlp.fc1
-    assert type(trunk_linear).__module__.startswith("torch.ao.nn.quantized")
+    assert isinstance(trunk_linear, DynamicLinear)
     assert type(int8.encoders["imu"].stem.proj) is nn.Linear  # stems and heads stay fp32
     assert type(int8.encoders["imu"].head.proj) is nn.Linear
+
+
+def test_int8_activations_use_8_bits_where_vnni_allows(monkeypatch):
+    vnni_here = int8.full_range_activations()
+    for vnni in (True, False):
+        monkeypatch.setattr(int8, "full_range_activations", lambda: vnni)
+        fc1 = tiny(["depth"], precision="int8").encoders["depth"].trunk.blocks[0].mlp.fc1
+        assert (type(fc1) is int8.FullRangeLinear) == vnni and isinstance(fc1, DynamicLinear)
+    if not vnni_here:
+        pytest.skip("no AVX-512 VNNI here: 8-bit activations could saturate the 16-bit sums")
+    # Inputs that saturate pre-VNNI kernels: every other activation at the batch's maximum (255), weights +-127.
+    torch.manual_seed(SEED)
+    linear = nn.Linear(512, 256)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(256, 512).sign() * 0.05)
+    x = torch.randn(16, 512)
+    x[:, ::2] = 3.0
+    with torch.inference_mode():
+        expected = linear(x)
+        errors = {}
+        for module in (int8.FullRangeLinear, DynamicLinear):
+            quantized = torch.ao.quantization.quantize_dynamic(
+                nn.Sequential(linear), {nn.Linear}, dtype=torch.qint8, mapping={nn.Linear: module}
+            )[0]
+            assert type(quantized) is module
+            errors[module] = (quantized(x) - expected).abs()
+    full, seven_bits = errors[int8.FullRangeLinear], errors[DynamicLinear]
+    assert full.max() <= seven_bits.max() and full.mean() < seven_bits.mean(), (full, seven_bits)  # no saturation
 
 
 @pytest.mark.slow
@@ -61,17 +89,11 @@ def test_export_writes_and_checks_every_tower(exported):
     model, out, towers = exported
     record = json.loads((out / "onnx.json").read_text())
     assert is_onnx_export(out) and record["precision"] == "fp32"
+    assert record["towers"] == towers  # the checked cosines are on disk too
     assert list(towers) == model.modalities == list(record["towers"])
-    assert record["fused"] is True
     for modality, tower in towers.items():
         assert (out / tower["file"]).is_file()
         assert tower["cosine_fp32"] >= 0.9999, modality
-        # every trunk block's attention, GELU and residual LayerNorms become onnxruntime's fused operators
-        blocks = len(model.encoders[modality].trunk.blocks)
-        assert tower["fusions"]["sdpa_via_mha"] == tower["fusions"]["bias_gelu"] == blocks, modality
-        assert tower["fusions"]["skip_layer_normalization"] >= 2 * blocks - 1, modality
-        ops = op_types(out / tower["file"])
-        assert ops["MultiHeadAttention"] == ops["BiasGelu"] == blocks and "Softmax" not in ops, modality
         scale = model.encoders[modality].scale
         assert tower["scale"] == (None if scale is None else pytest.approx(float(scale.detach())))
     assert json.loads((out / "config.json").read_text()) == model.config.to_dict()
@@ -126,21 +148,6 @@ def test_onnx_model_works_where_the_torch_model_does(exported):
         onnx.train()
 
 
-def op_types(path) -> collections.Counter:
-    graph = __import__("onnx").load(str(path), load_external_data=False).graph
-    return collections.Counter(node.op_type for node in graph.node)
-
-
-def test_unfused_export_keeps_standard_operators(tmp_path):
-    model = tiny(["audio"])
-    towers = export_onnx(model, tmp_path / "plain", int8=True, fuse=False)
-    graph = __import__("onnx").load(str(tmp_path / "plain" / "audio.onnx"), load_external_data=False).graph
-    assert {node.domain for node in graph.node} <= {"", "ai.onnx"}  # nothing onnxruntime-specific
-    assert "fusions" not in towers["audio"] and json.loads((tmp_path / "plain" / "onnx.json").read_text())["fused"] is False
-    assert towers["audio"]["cosine_fp32"] >= 0.9999 and towers["audio"]["cosine_int8"] > 0.99
-    assert op_types(tmp_path / "plain" / "audio.onnx")["Softmax"] == len(model.encoders["audio"].trunk.blocks)
-
-
 def test_export_of_a_broken_tower_fails_and_leaves_nothing(tmp_path, monkeypatch):
     model = tiny(["depth"])
     monkeypatch.setattr(onnx_export._Tower, "forward", lambda self, x: self.encoder.embed_trimmed(x).roll(1, dims=-1))
@@ -155,9 +162,8 @@ def test_int8_export_records_its_cosines(tmp_path):
     onnx = create_model(str(tmp_path / "int8"))
     assert onnx.precision == "int8"
     assert towers["thermal"]["cosine_fp32"] >= 0.9999 and 0.99 < towers["thermal"]["cosine_int8"] < 1
-    ops, blocks = op_types(tmp_path / "int8" / "thermal.onnx"), len(model.encoders["thermal"].trunk.blocks)
-    assert ops["MatMulInteger"] == 4 * blocks and ops["MatMul"] == 1  # the trunk's four linears per block; the head fp32
-    assert ops["MultiHeadAttention"] == ops["BiasGelu"] == blocks  # fused before quantization
+    graph = __import__("onnx").load(str(tmp_path / "int8" / "thermal.onnx"), load_external_data=False).graph
+    assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for node in graph.node)
     x = model.config.encoders["thermal"].example_input(3)
     with torch.inference_mode():
         assert cosines(onnx.encode("thermal", x), model.encode("thermal", x)).min() > 0.99

@@ -46,24 +46,14 @@ class _Tower(nn.Module):
 
 
 def export_onnx(
-    model: ImageBind,
-    out: str | os.PathLike,
-    *,
-    int8: bool = False,
-    fuse: bool = True,
-    source_fingerprint: str | None = None,
+    model: ImageBind, out: str | os.PathLike, *, int8: bool = False, source_fingerprint: str | None = None
 ) -> dict[str, dict[str, Any]]:
     """Write `out/<modality>.onnx` for every tower of `model`, its `config.json` and `onnx.json` (the record:
     precision, `source_fingerprint` (the fingerprint of the model directory it was exported from, so an index
-    built with that model accepts the export for queries), and per tower its file, logit scale, the fusions
-    applied and the minimum cosine of its embeddings to the torch model's on random inputs). Raises
-    `ExportCheckError` when an fp32 graph's cosine is below 0.9999; int8 cosines are recorded (and logged when
-    below 0.999). The directory appears whole or not at all. Returns the towers' records. `create_model(out)`
-    then loads the export on onnxruntime.
-
-    `fuse` rewrites each graph for onnxruntime before the checks (attention, LayerNorm with its residual add and
-    GELU with its bias become onnxruntime's fused operators): faster on onnxruntime, but the graph then needs
-    onnxruntime's contrib operators; `fuse=False` keeps standard ONNX operators only.
+    built with that model accepts the export for queries), and per tower its file, logit scale and the minimum
+    cosine of its embeddings to the torch model's on random inputs). Raises `ExportCheckError` when an fp32 graph's cosine is below 0.9999; int8 cosines are
+    recorded (and logged when below 0.999). The directory appears whole or not at all. Returns the towers'
+    records. `create_model(out)` then loads the export on onnxruntime.
     """
     if not isinstance(model, ImageBind):
         raise ValueError(f"export_onnx takes an openbind ImageBind model, got {type(model).__name__}")
@@ -80,7 +70,7 @@ def export_onnx(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        towers = _export(model, work, int8, fuse, source_fingerprint)
+        towers = _export(model, work, int8, source_fingerprint)
         if out.exists():
             out.rmdir()
         os.replace(work, out)
@@ -91,9 +81,7 @@ def export_onnx(
     return towers
 
 
-def _export(
-    model: ImageBind, work: Path, int8: bool, fuse: bool, source_fingerprint: str | None
-) -> dict[str, dict[str, Any]]:
+def _export(model: ImageBind, work: Path, int8: bool, source_fingerprint: str | None) -> dict[str, dict[str, Any]]:
     import onnxruntime
 
     was_training = model.training
@@ -102,18 +90,14 @@ def _export(
         towers = {}
         for modality, encoder in model.encoders.items():
             file = f"{modality}.onnx"
-            raw = work / ".exported" / file if fuse else work / file
-            input_dtype = _export_tower(encoder, raw)
+            input_dtype = _export_tower(encoder, work / file)
             towers[modality] = {
                 "file": file,
                 "input_dtype": str(input_dtype).removeprefix("torch."),
                 "scale": None if encoder.scale is None else float(encoder.scale.detach()),
             }
-            if fuse:
-                towers[modality]["fusions"] = _fuse_file(raw, work / file)
-                shutil.rmtree(raw.parent)
         model.config.to_json(work / CONFIG_NAME)
-        record = {"format": FORMAT, "precision": "fp32", "opset": OPSET, "fused": fuse, "towers": towers,
+        record = {"format": FORMAT, "precision": "fp32", "opset": OPSET, "towers": towers,
                   "source_fingerprint": source_fingerprint, "torch": torch.__version__,
                   "onnxruntime": onnxruntime.__version__}  # fmt: skip
         _write_record(work, record)
@@ -124,6 +108,7 @@ def _export(
                     f"the exported {modality} graph's embeddings have cosine {cosine:.6f} to the torch model's "
                     f"(at least {FP32_MIN_COSINE} expected)"
                 )
+        _write_record(work, record)
         if int8:
             for modality in towers:
                 _quantize_file(work / towers[modality]["file"])
@@ -160,7 +145,6 @@ def _export_tower(encoder: Encoder, path: Path) -> torch.dtype:
         torch.manual_seed(CHECK_SEED)
         example = config.example_input(2)
     items = config.export_input(example.flatten(0, 1) if example.ndim == max(config.item_ndims) + 2 else example)
-    path.parent.mkdir(exist_ok=True)
     dims: dict[int, Any] = {0: torch.export.Dim("batch")}
     if config.pool == "eos":  # token ids: the length varies too (trimmed after the batch's last EOT)
         dims[1] = torch.export.Dim("length", min=MIN_TEXT_LENGTH, max=items.shape[1])
@@ -172,17 +156,6 @@ def _export_tower(encoder: Encoder, path: Path) -> torch.dtype:
             external_data=True, verbose=False,
         )  # fmt: skip
     return items.dtype
-
-
-def _fuse_file(source: Path, path: Path) -> dict[str, int]:
-    """onnxscript's onnxruntime fusions (written for the graphs of torch's exporter) from `source` into `path`;
-    returns how many of each fusion applied."""
-    import onnx_ir
-    from onnxscript.rewriter.ort_fusions import optimize_for_ort
-
-    graph, counts = optimize_for_ort(onnx_ir.load(source))
-    onnx_ir.save(graph, path, external_data=path.name + ".data")
-    return {name: count for name, count in counts.items() if count}
 
 
 def _quantize_file(path: Path) -> None:
