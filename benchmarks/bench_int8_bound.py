@@ -1,6 +1,6 @@
 """What bounds int8 on the CPU: the matrix products alone, and where an int8 graph's time goes.
 
-1. The trunk's three linear shapes at `imagebind_huge` vision, batch 2 (514 rows): GOP/s of fp32 and dynamic
+1. The trunk's four linear shapes at `imagebind_huge` vision, batch 2 (514 rows): GOP/s of fp32 and dynamic
    int8, in torch (`nn.Linear`, torch's dynamic int8 linear as `precision="int8"` uses it) and onnxruntime
    (MatMul, DynamicQuantizeMatMul: what the session makes of an `--int8` export's linear layers). The variants
    alternate in every repeat. If the int8 products alone are N times fp32's, no tower gets past N.

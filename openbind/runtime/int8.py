@@ -42,9 +42,9 @@ def full_range_activations() -> bool:
 
     torch's dynamic linear quantizes activations to 7 bits (`reduce_range=True`) so that the pairwise 16-bit
     sums of pre-VNNI x86 kernels cannot saturate; VNNI kernels sum into 32 bits, and the 8th bit brought the
-    narrow towers of `imagebind_huge` from cosine 0.996-0.997 to 0.9985 against fp32 (docs/benchmarks.md).
+    narrow towers of `imagebind_huge` from cosine 0.996-0.998 to 0.998-0.999 against fp32 (docs/benchmarks.md).
     """
-    # torch >= 2.4 names it _is_vnni_supported, 2.3 _is_cpu_support_vnni; both ask cpuinfo for AVX-512 VNNI
+    # newer torch names the probe _is_vnni_supported, older _is_cpu_support_vnni; both report AVX-512 VNNI
     probe = getattr(torch.cpu, "_is_vnni_supported", None) or getattr(torch.cpu, "_is_cpu_support_vnni", None)
     return bool(probe is not None and probe())
 
