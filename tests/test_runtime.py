@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -17,7 +18,7 @@ from openbind import OpenBindInputError, create_model, tokenize  # noqa: E402
 from openbind.cli import main  # noqa: E402
 from openbind.eval.embedding import embed_items  # noqa: E402
 from openbind.runtime import OnnxModel, export_onnx, is_onnx_export  # noqa: E402
-from openbind.runtime import onnx_export  # noqa: E402
+from openbind.runtime import int8, onnx_export  # noqa: E402
 
 SEED = 0
 
@@ -50,9 +51,37 @@ def test_int8_keeps_each_tower_close_to_fp32():
             assert cosines(quantized, reference).min() > 0.99, modality
             assert not torch.equal(quantized, reference), modality  # really quantized
     trunk_linear = int8.encoders["imu"].trunk.blocks[0].mlp.fc1
-    assert type(trunk_linear).__module__.startswith("torch.ao.nn.quantized")
+    assert isinstance(trunk_linear, DynamicLinear)
     assert type(int8.encoders["imu"].stem.proj) is nn.Linear  # stems and heads stay fp32
     assert type(int8.encoders["imu"].head.proj) is nn.Linear
+
+
+def test_int8_activations_use_8_bits_where_vnni_allows(monkeypatch):
+    vnni_here = int8.full_range_activations()
+    for vnni in (True, False):
+        monkeypatch.setattr(int8, "full_range_activations", lambda: vnni)
+        fc1 = tiny(["depth"], precision="int8").encoders["depth"].trunk.blocks[0].mlp.fc1
+        assert (type(fc1) is int8.FullRangeLinear) == vnni and isinstance(fc1, DynamicLinear)
+    if not vnni_here:
+        pytest.skip("no AVX-512 VNNI here: 8-bit activations could saturate the 16-bit sums")
+    # Inputs that saturate pre-VNNI kernels: every other activation at the batch's maximum (255), weights +-127.
+    torch.manual_seed(SEED)
+    linear = nn.Linear(512, 256)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(256, 512).sign() * 0.05)
+    x = torch.randn(16, 512)
+    x[:, ::2] = 3.0
+    with torch.inference_mode():
+        expected = linear(x)
+        errors = {}
+        for module in (int8.FullRangeLinear, DynamicLinear):
+            quantized = torch.ao.quantization.quantize_dynamic(
+                nn.Sequential(linear), {nn.Linear}, dtype=torch.qint8, mapping={nn.Linear: module}
+            )[0]
+            assert type(quantized) is module
+            errors[module] = (quantized(x) - expected).abs()
+    full, seven_bits = errors[int8.FullRangeLinear], errors[DynamicLinear]
+    assert full.max() <= seven_bits.max() and full.mean() < seven_bits.mean(), (full, seven_bits)  # no saturation
 
 
 @pytest.mark.slow
@@ -60,6 +89,7 @@ def test_export_writes_and_checks_every_tower(exported):
     model, out, towers = exported
     record = json.loads((out / "onnx.json").read_text())
     assert is_onnx_export(out) and record["precision"] == "fp32"
+    assert record["towers"] == towers  # the checked cosines are on disk too
     assert list(towers) == model.modalities == list(record["towers"])
     for modality, tower in towers.items():
         assert (out / tower["file"]).is_file()

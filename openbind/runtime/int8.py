@@ -7,6 +7,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from openbind.model.imagebind import ImageBind
 
@@ -16,7 +17,8 @@ def quantize_int8(model: ImageBind) -> ImageBind:
 
     Only the trunks' linear layers (attention q/k/v and output projections, MLPs: nearly all the multiply-adds)
     become int8. The stems (raw inputs with the widest value ranges) and the heads (whose error lands directly
-    in the embedding) stay fp32: together they are under 1% of the work of any tower.
+    in the embedding) stay fp32: together they are under 1% of the work of any tower. On CPUs with AVX-512 VNNI
+    the activations use all 8 bits (`full_range_activations`).
     """
     if model.device.type != "cpu":
         raise ValueError(f"int8 runs on the CPU; this model is on {model.device}")
@@ -26,9 +28,29 @@ def quantize_int8(model: ImageBind) -> ImageBind:
     # ran ~1.6x faster than torchao 0.18's eager int8 on a 1280-wide MLP here. It warns that it moves to torchao.
     from torch.ao.quantization import quantize_dynamic
 
+    mapping = {nn.Linear: FullRangeLinear} if full_range_activations() else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
         for encoder in model.encoders.values():
-            quantize_dynamic(encoder.trunk, {nn.Linear}, dtype=torch.qint8, inplace=True)
+            quantize_dynamic(encoder.trunk, {nn.Linear}, dtype=torch.qint8, mapping=mapping, inplace=True)
     return model
+
+
+def full_range_activations() -> bool:
+    """Whether int8 activations may use all 8 bits here: on CPUs with AVX-512 VNNI.
+
+    torch's dynamic linear quantizes activations to 7 bits (`reduce_range=True`) so that the pairwise 16-bit
+    sums of pre-VNNI x86 kernels cannot saturate; VNNI kernels sum into 32 bits, and the 8th bit brought the
+    narrow towers of `imagebind_huge` from cosine 0.996-0.998 to 0.998-0.999 against fp32 (docs/benchmarks.md).
+    """
+    # newer torch names the probe _is_vnni_supported, older _is_cpu_support_vnni; both report AVX-512 VNNI
+    probe = getattr(torch.cpu, "_is_vnni_supported", None) or getattr(torch.cpu, "_is_cpu_support_vnni", None)
+    return bool(probe is not None and probe())
+
+
+class FullRangeLinear(DynamicLinear):
+    """torch's dynamic int8 linear with 8-bit activations: the stock module passes `reduce_range=True`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, False).to(x.dtype)

@@ -108,6 +108,7 @@ def _export(model: ImageBind, work: Path, int8: bool, source_fingerprint: str | 
                     f"the exported {modality} graph's embeddings have cosine {cosine:.6f} to the torch model's "
                     f"(at least {FP32_MIN_COSINE} expected)"
                 )
+        _write_record(work, record)
         if int8:
             for modality in towers:
                 _quantize_file(work / towers[modality]["file"])
