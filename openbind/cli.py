@@ -490,7 +490,7 @@ def _add_reproduce_commands(sub) -> None:
         description="Align image+text towers of three sizes (each larger one on more image-caption pairs), bind "
         "audio, depth, thermal and IMU to each frozen pair with one fixed recipe, and report every bound "
         "modality's emergent zero-shot against the image tower's own (table, rank correlation, scaling.png). "
-        "About 27 minutes on a 2-core CPU (docs/reproduce.md); every trained run is kept under "
+        "About 30-35 minutes on a 2-core CPU (docs/reproduce.md); every trained run is kept under "
         "DIR/towers/.",
     )  # fmt: skip
     fewshot = experiments.add_parser(
