@@ -106,10 +106,20 @@ def test_an_index_from_shards_equals_a_direct_build_and_answers_queries(corpus, 
     assert cli.main(["index", "build", str(folder), "--from-embeddings", str(out), "--out", str(tmp_path / "y")]) == 2
 
 
+def _start_local_ray(ray) -> None:
+    """A local Ray node for the test, with one retry: Ray gives its raylet a fixed 30 s to register, and on a
+    loaded 2-core CI machine it once missed that window (a bare `Exception` from `ray.init`, no raylet log)."""
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception:
+        ray.shutdown()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
 def test_ray_engine_writes_the_same_shards_as_the_in_process_engine(corpus, model_dir, tmp_path):
     ray = pytest.importorskip("ray")
     folder, out = corpus
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    _start_local_ray(ray)
     try:
         report = embed_corpus(folder, model_dir, tmp_path / "ray", globs=GLOBS, engine="ray", shard_size=4,
                               batch_size=3, progress=False)  # fmt: skip
