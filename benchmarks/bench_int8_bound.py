@@ -28,7 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from common import median, print_table, time_call  # noqa: E402
 
-from openbind.runtime.int8 import FullRangeLinear, full_range_activations  # noqa: E402
+from openbind.runtime.int8 import quantize_linear_layers  # noqa: E402
 
 ROWS = 2 * 257  # batch 2 of the vision tower's 256 patches + class token
 SHAPES = ((1280, 3840), (1280, 1280), (1280, 5120), (5120, 1280))  # qkv, proj, fc1, fc2
@@ -63,8 +63,7 @@ def gemm_rows(repeats: int, threads: int) -> list[list[object]]:
         torch.manual_seed(0)
         x = torch.randn(ROWS, k)
         linear = nn.Linear(k, n)
-        mapping = {nn.Linear: FullRangeLinear} if full_range_activations() else None  # as quantize_int8
-        quantized = torch.ao.quantization.quantize_dynamic(nn.Sequential(linear), {nn.Linear}, torch.qint8, mapping)[0]
+        quantized = quantize_linear_layers(nn.Sequential(linear))[0]  # a new module; `linear` stays fp32
         fp32_session, int8_session = onnx_linear(k, n, False, threads), onnx_linear(k, n, True, threads)
         feed = {"x": x.numpy()}
         runs = {

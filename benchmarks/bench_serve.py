@@ -1,9 +1,9 @@
 """How many searches per second does `openbind serve` answer, with dynamic batching across requests and without?
 
 Two servers (`openbind serve` in child processes, one torch thread per forward pass unless --threads says
-otherwise) over the same index: one batching (--max-batch 32, no wait), one not (--max-batch 1: every query its own forward pass). N concurrent
-clients (asyncio + aiohttp, in this process, a connection each) send search requests back to back, a different
-text query each time (or an uploaded image with --query image). The variants alternate within each round; the
+otherwise) over the same index: one batching (--max-batch 32, no wait), one not (--max-batch 1: every query its
+own forward pass). N concurrent clients (asyncio + aiohttp, in this process, a connection each) send search
+requests back to back, a different text query each time (or an uploaded image with --query image). The variants alternate within each round; the
 table holds the medians over rounds of requests/s and latency percentiles, the errors (any answer but 200), the
 mean items per forward pass seen in the server's /metrics, and the server's CPU time per request (what bounds
 requests/s on a machine of its own). The servers' limit on concurrent requests is raised above the largest N, so
@@ -168,8 +168,8 @@ async def load(url: str, clients: int, requests: int, image: bytes | None) -> tu
 def tower_times(index: Path, model: Path | None, kind: str, query: bytes | None, items: int, repeats: int = 7
                 ) -> tuple[float, float]:  # fmt: skip
     """The control: (ms per item of `items` forward passes of one item, ms per item of one pass of `items`) through
-    the index's model on this process's torch threads (the caller sets the servers'), the two alternating, medians over `repeats`. Their ratio is
-    the most any batching can gain on the forward pass itself."""
+    the index's model on this process's torch threads (the caller sets the servers'), the two alternating,
+    medians over `repeats`. Their ratio is the most any batching can gain on the forward pass itself."""
     from openbind import preprocess
     from openbind.modalities import get_input, modality_of
     from openbind.search import Index

@@ -115,18 +115,18 @@ def run_fewshot(
         if not (source / "model" / CONFIG_NAME).is_file() or not (source / "world" / "world.json").is_file():
             raise ValueError(f"source must be a quickstart output directory with model/ and world/, got {source}")
         world, base, binds = WorldInfo.load(source / "world"), source / "model", []
-        missing = [m for m in recipe.modalities if m not in get_model_config(str(base)).encoders]
-        if missing:
-            raise ValueError(f"source model has no {missing} tower to probe")
     else:
         world, base, binds = _align(out, recipe, seed, processes, progress)
+    config = get_model_config(str(base))
+    missing = [kind for kind in recipe.modalities if modality_of(kind).name not in config.encoders]
+    if missing:
+        raise ValueError(f"the model at {base} has no {missing} tower to probe")
 
     # The from-scratch baselines need only the world: they share the pool with the binds (a process the short
     # audio bind leaves free takes them), which keeps a run without --from under 10 minutes.
     classes = list(world.objects)
     data = {modality: _split(world, modality, classes) for modality in recipe.modalities}
     seeds = [seed + draw for draw in range(recipe.draws)]
-    config = get_model_config(str(base))
     scratch_jobs = [
         (scratch_few_shot, dict(config=config.subset([modality_of(modality).name]), kind=modality, **data[modality],
                                 num_classes=len(classes), shots=recipe.shots, seeds=seeds, recipe=recipe.scratch,

@@ -24,6 +24,14 @@ def quantize_int8(model: ImageBind) -> ImageBind:
         raise ValueError(f"int8 runs on the CPU; this model is on {model.device}")
     if any(p.dtype != torch.float32 for p in model.parameters()):
         raise ValueError("int8 quantization starts from fp32 weights")
+    for encoder in model.encoders.values():
+        quantize_linear_layers(encoder.trunk)
+    return model
+
+
+def quantize_linear_layers(module: nn.Module) -> nn.Module:
+    """Replace every `nn.Linear` inside `module` with its dynamic int8 twin, in place (8-bit activations where
+    `full_range_activations`, else torch's 7-bit default); returns `module`."""
     # torch's own dynamic quantization, not torchao's: it is in every torch >= 2.3 and its fbgemm/oneDNN kernels
     # ran ~1.6x faster than torchao 0.18's eager int8 on a 1280-wide MLP here. It warns that it moves to torchao.
     from torch.ao.quantization import quantize_dynamic
@@ -32,9 +40,7 @@ def quantize_int8(model: ImageBind) -> ImageBind:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        for encoder in model.encoders.values():
-            quantize_dynamic(encoder.trunk, {nn.Linear}, dtype=torch.qint8, mapping=mapping, inplace=True)
-    return model
+        return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, mapping=mapping, inplace=True)
 
 
 def full_range_activations() -> bool:

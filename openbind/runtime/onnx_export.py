@@ -51,9 +51,10 @@ def export_onnx(
     """Write `out/<modality>.onnx` for every tower of `model`, its `config.json` and `onnx.json` (the record:
     precision, `source_fingerprint` (the fingerprint of the model directory it was exported from, so an index
     built with that model accepts the export for queries), and per tower its file, logit scale and the minimum
-    cosine of its embeddings to the torch model's on random inputs). Raises `ExportCheckError` when an fp32 graph's cosine is below 0.9999; int8 cosines are
-    recorded (and logged when below 0.999). The directory appears whole or not at all. Returns the towers'
-    records. `create_model(out)` then loads the export on onnxruntime.
+    cosine of its embeddings to the torch model's on random inputs). Raises `ExportCheckError` when an fp32
+    graph's cosine is below 0.9999; int8 cosines are recorded (and logged when below 0.999). The directory
+    appears whole or not at all. Returns the towers' records. `create_model(out)` then loads the export on
+    onnxruntime.
     """
     if not isinstance(model, ImageBind):
         raise ValueError(f"export_onnx takes an openbind ImageBind model, got {type(model).__name__}")

@@ -40,8 +40,8 @@ class ServeSettings:
     """`token`: the bearer token every endpoint but the health checks and the page's own files requires (None:
     none, for a loopback server); `cors_origins`: origins allowed to call the API from a browser (none by
     default); `decode_workers`: threads decoding uploads; `threads`: torch's threads inside each forward pass
-    (`SearchService`'s; default 1: the server runs requests in parallel instead); `device`: where the model runs (default: CUDA when
-    there is one, except for int8 and ONNX, which run on the CPU); `precision`, `runtime`: `create_model`'s
+    (default 1: the server runs requests in parallel instead); `device`: where the model runs (default: CUDA
+    when there is one, except for int8 and ONNX, which run on the CPU); `precision`, `runtime`: `create_model`'s
     ("int8": dynamic int8 in torch; runtime "onnx": an export from `openbind export onnx` on onnxruntime)."""
 
     token: str | None = None
@@ -62,7 +62,8 @@ def create_app(index: str | os.PathLike, model: Any = None, settings: ServeSetti
     metrics = Metrics()
     service = SearchService(
         index, model, batching=settings.batching, limits=settings.limits, decode_workers=settings.decode_workers,
-        threads=settings.threads, device=settings.device, precision=settings.precision, runtime=settings.runtime, on_batch=lambda tower, size: metrics.batch_size.labels(tower).observe(size),
+        threads=settings.threads, device=settings.device, precision=settings.precision, runtime=settings.runtime,
+        on_batch=lambda tower, size: metrics.batch_size.labels(tower).observe(size),
         on_queue=lambda tower, depth: metrics.queue_depth.labels(tower).set(depth),
     )  # fmt: skip
     limits = settings.limits

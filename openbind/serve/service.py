@@ -232,8 +232,9 @@ class SearchService:
 
     def _item(self, item: int) -> dict[str, Any]:
         row = self.index.item(item)
-        return {"id": row["id"], "path": row["path"], "kind": row["kind"], "kinds": [k for k in row["kinds"].split(",") if k],
-                "size": row["size"], "status": row["status"], "error": row["error"], **self._media_of(row["id"], row["path"])}  # fmt: skip
+        kinds = [kind for kind in row["kinds"].split(",") if kind]
+        return {"id": row["id"], "path": row["path"], "kind": row["kind"], "kinds": kinds, "size": row["size"],
+                "status": row["status"], "error": row["error"], **self._media_of(row["id"], row["path"])}  # fmt: skip
 
     async def media_path(self, item: int) -> Path:
         """The file of an item, if it lies inside one of the index's source folders (symlinks resolved)."""
