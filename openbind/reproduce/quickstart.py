@@ -202,11 +202,14 @@ def run_parallel(
         # every row of the world's manifests is a good pair, and the sampler drops the last partial batch
         total = sum(math.ceil(c.epochs * (len(_rows(Path(c.train[0]))) // c.batch_size)) for c in configs)
         desc = desc or f"bind {', '.join(c.modality for c in configs)}"
-        with tqdm(total=total, desc=desc, unit="step", disable=not progress) as bar:
+        # with no training runs the bar counts the side jobs instead of steps
+        unit = "step" if configs else "job"
+        with tqdm(total=total or len(side), desc=desc, unit=unit, disable=not progress) as bar:
             while True:
-                bar.n = sum(_logged_steps(Path(config.out) / "log.jsonl") for config in configs)
-                if side:
-                    bar.set_postfix_str(f"other jobs {sum(f.done() for f in side)}/{len(side)}", refresh=False)
+                done = sum(f.done() for f in side)
+                bar.n = sum(_logged_steps(Path(config.out) / "log.jsonl") for config in configs) if configs else done
+                if side and configs:
+                    bar.set_postfix_str(f"other jobs {done}/{len(side)}", refresh=False)
                 bar.refresh()
                 if all(future.done() for future in futures + side):
                     break
